@@ -1,0 +1,247 @@
+// Package api is the fleetops HTTP surface: the operator API under /v1, the
+// agent endpoints, health and metrics, the install script and the web
+// console. Handlers are thin: they authenticate, validate and call the store,
+// the gateway or Temporal.
+package api
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fleetops/fleetops/internal/gateway"
+	"github.com/fleetops/fleetops/internal/store"
+)
+
+// Store is the persistence the API needs; *store.Store implements it.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	CreateActivation(ctx context.Context, a *store.Activation) error
+	ListActivations(ctx context.Context) ([]store.Activation, error)
+	DeleteActivation(ctx context.Context, id string) error
+	RegisterInstance(ctx context.Context, activationID, codeHash string, inst *store.Instance, now time.Time) error
+
+	GetInstance(ctx context.Context, id string) (*store.Instance, error)
+	ListInstances(ctx context.Context, f store.InstanceFilter) ([]store.Instance, string, error)
+	AuthenticateInstance(ctx context.Context, id, secretHash string) (*store.Instance, error)
+	TagInstance(ctx context.Context, id string, tags map[string]string) error
+	UntagInstance(ctx context.Context, id string, keys []string) error
+	DeregisterInstance(ctx context.Context, id string) error
+	CountInstancesBy(ctx context.Context, column string) (map[string]int, error)
+
+	CreateGroup(ctx context.Context, g *store.ResourceGroup) error
+	GetGroup(ctx context.Context, name string) (*store.ResourceGroup, error)
+	ListGroups(ctx context.Context) ([]store.ResourceGroup, error)
+	DeleteGroup(ctx context.Context, name string) error
+
+	CreateAPIToken(ctx context.Context, t *store.APIToken) error
+	ListAPITokens(ctx context.Context) ([]store.APIToken, error)
+	RevokeAPIToken(ctx context.Context, id string, now time.Time) error
+	AuthenticateToken(ctx context.Context, hash string, now time.Time) (*store.APIToken, error)
+
+	AppendAudit(ctx context.Context, e *store.AuditEvent) error
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, string, error)
+}
+
+// Gateway is the agent connection hub as the API sees it.
+type Gateway interface {
+	Serve(w http.ResponseWriter, r *http.Request, instanceID string)
+	Kick(instanceID, reason string)
+}
+
+var _ Gateway = (*gateway.Gateway)(nil)
+
+// HealthChecker reports whether a dependency (Temporal) is reachable.
+type HealthChecker interface {
+	CheckHealth(ctx context.Context) error
+}
+
+// Config configures the API server.
+type Config struct {
+	Store    Store
+	Gateway  Gateway
+	Temporal HealthChecker
+	Logger   *slog.Logger
+	// Registry receives the API's metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	// Console serves the web console at /; nil serves none.
+	Console http.Handler
+	// InstallFiles holds install.sh and the systemd unit (deploy.Files).
+	InstallFiles fs.FS
+	// AgentBinaryDir holds fleetops-agent binaries served under
+	// /downloads/ (fleetops-agent-linux-amd64 or plain fleetops-agent).
+	AgentBinaryDir string
+	// PublicURL is how agents reach this server, used in install lines.
+	PublicURL string
+	// ServerFingerprint is "sha256:<hex>" of the TLS leaf, printed in
+	// install lines so agents can pin it; empty without TLS.
+	ServerFingerprint string
+	// ServerKeyPin is curl's --pinnedpubkey form ("sha256//<base64>") of
+	// the TLS key, used by install lines; empty without TLS.
+	ServerKeyPin string
+	// TemporalUIURL is linked from the console.
+	TemporalUIURL string
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For headers are believed; none by default.
+	TrustedProxies []string
+	// Version is the server version shown in the console.
+	Version string
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// CheckAndSetDefaults validates the configuration and fills defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Store == nil || c.Gateway == nil {
+		return errors.New("api: Store and Gateway are required")
+	}
+	if c.Registry == nil {
+		return errors.New("api: Registry is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Server holds the API's dependencies; its methods are the handlers.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	engine  *gin.Engine
+}
+
+// New builds the HTTP handler.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registry, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), metrics: m}
+	s.engine = s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Audit source addresses come from the TCP peer unless the operator
+	// names the proxies whose X-Forwarded-For may be believed.
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		s.log.Error("invalid trusted proxies; trusting none", "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+	r.Use(s.recoverer(), s.observe())
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) {
+		if s.cfg.Console != nil && c.Request.Method == http.MethodGet && !isAPIPath(c.Request.URL.Path) {
+			s.cfg.Console.ServeHTTP(c.Writer, c.Request)
+			return
+		}
+		fail(c, notFound("NotFound", "no route for %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		fail(c, &Error{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "method not allowed"})
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	r.GET("/install.sh", s.installScript)
+	r.GET("/downloads/:file", s.download)
+
+	agent := r.Group("/agent/v1")
+	agent.POST("/register", s.registerAgent)
+	agent.GET("/connect", s.agentAuth(), s.connectAgent)
+
+	v1 := r.Group("/v1", s.operatorAuth(), s.audit())
+	v1.GET("/console/config", s.consoleConfig)
+	v1.GET("/fleet/summary", s.fleetSummary)
+
+	v1.POST("/activations", s.createActivation)
+	v1.GET("/activations", s.listActivations)
+	v1.DELETE("/activations/:id", s.deleteActivation)
+
+	v1.GET("/instances", s.listInstances)
+	v1.GET("/instances/:id", s.getInstance)
+	v1.POST("/instances/:id/tags", s.tagInstance)
+	v1.POST("/instances/:id/untag", s.untagInstance)
+	v1.POST("/instances/:id/deregister", s.deregisterInstance)
+
+	v1.POST("/groups", s.createGroup)
+	v1.GET("/groups", s.listGroups)
+	v1.GET("/groups/:name", s.getGroup)
+	v1.DELETE("/groups/:name", s.deleteGroup)
+	v1.GET("/groups/:name/members", s.groupMembers)
+
+	v1.POST("/tokens", s.createToken)
+	v1.GET("/tokens", s.listTokens)
+	v1.DELETE("/tokens/:id", s.revokeToken)
+
+	v1.GET("/audit", s.listAudit)
+	return r
+}
+
+func isAPIPath(p string) bool {
+	for _, prefix := range []string{"/v1/", "/agent/"} {
+		if len(p) >= len(prefix) && p[:len(prefix)] == prefix {
+			return true
+		}
+	}
+	return false
+}
+
+// recoverer turns a panic into a 500 without leaking its value.
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "path", c.FullPath(), "panic", v)
+				fail(c, &Error{Status: http.StatusInternalServerError, Code: "InternalServerError", Message: "internal server error"})
+			}
+		}()
+		c.Next()
+	}
+}
+
+// observe records the request duration metric and logs failures.
+func (s *Server) observe() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := s.cfg.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Writer.Status()
+		s.metrics.requestDuration.WithLabelValues(c.Request.Method, route, statusLabel(status)).Observe(s.cfg.Now().Sub(start).Seconds())
+		for _, e := range c.Errors {
+			s.log.Error("request failed", "method", c.Request.Method, "route", route, "status", status, "err", e.Err)
+		}
+	}
+}
+
+func statusLabel(code int) string {
+	return http.StatusText(code)
+}

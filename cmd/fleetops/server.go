@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetops/fleetops/api"
+	"github.com/fleetops/fleetops/deploy"
+	"github.com/fleetops/fleetops/internal/certs"
+	"github.com/fleetops/fleetops/internal/gateway"
+	"github.com/fleetops/fleetops/internal/obs"
+	"github.com/fleetops/fleetops/internal/store"
+	"github.com/fleetops/fleetops/ui"
+)
+
+// serverOptions are the flags of `fleetops server` (and of `dev`).
+type serverOptions struct {
+	dataDir             string
+	listen              string
+	publicURL           string
+	databaseURL         string
+	temporal            temporalOptions
+	temporalUIURL       string
+	tlsCert             string
+	tlsKey              string
+	tlsSelfSigned       bool
+	insecure            bool
+	heartbeat           time.Duration
+	connectionLostAfter time.Duration
+	agentBinaryDir      string
+	trustedProxies      []string
+	log                 logOptions
+}
+
+type temporalOptions struct {
+	address   string
+	namespace string
+	taskQueue string
+}
+
+type logOptions struct {
+	format string
+	level  string
+}
+
+func (l logOptions) logger() (*slog.Logger, error) { return obs.NewLogger(os.Stderr, l.format, l.level) }
+
+func addLogFlags(cmd *cobra.Command, o *logOptions) {
+	cmd.Flags().StringVar(&o.format, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&o.level, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func addTemporalFlags(cmd *cobra.Command, o *temporalOptions) {
+	cmd.Flags().StringVar(&o.address, "temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
+	cmd.Flags().StringVar(&o.namespace, "temporal-namespace", "default", "Temporal namespace")
+	cmd.Flags().StringVar(&o.taskQueue, "temporal-task-queue", "fleetops", "Temporal task queue of the fleetops worker")
+}
+
+func addServerFlags(cmd *cobra.Command, o *serverOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", ".fleetops", "directory for the admin token, generated certificates and the embedded database")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API, agent gateway and console on")
+	f.StringVar(&o.publicURL, "public-url", "", "URL agents and browsers reach this server at (default: derived from --listen)")
+	f.StringVar(&o.databaseURL, "database-url", "", "sqlite:///path/file.db or postgres://… (default: sqlite in --data-dir)")
+	f.StringVar(&o.temporalUIURL, "temporal-ui-url", "http://127.0.0.1:8233", "Temporal Web UI linked from the console")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS with")
+	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
+	f.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "generate a CA and server certificate into --data-dir/tls and serve HTTPS")
+	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP on a non-loopback address")
+	f.DurationVar(&o.heartbeat, "heartbeat-interval", 20*time.Second, "how often agents send heartbeats")
+	f.DurationVar(&o.connectionLostAfter, "connection-lost-after", time.Minute, "mark a node ConnectionLost after this long without a heartbeat")
+	f.StringVar(&o.agentBinaryDir, "agent-binary-dir", "", "directory with fleetops-agent binaries to serve (default: next to this executable)")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed for audit source addresses")
+	addLogFlags(cmd, &o.log)
+	addTemporalFlags(cmd, &o.temporal)
+}
+
+func newServerCmd() *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the API, agent gateway and web console (stateless; run several replicas)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := o.log.logger()
+			if err != nil {
+				return err
+			}
+			srv, err := startServer(cmd.Context(), o, log)
+			if err != nil {
+				return err
+			}
+			return srv.wait()
+		},
+	}
+	addServerFlags(cmd, &o)
+	return cmd
+}
+
+// runningServer is a started server; wait blocks until it stops.
+type runningServer struct {
+	url    string
+	wait   func() error
+	store  *store.Store
+	tc     client.Client
+	caFile string
+}
+
+// startServer opens the database, bootstraps the admin token, and starts
+// serving. It returns once the listener is bound.
+func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runningServer, error) {
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	dbURL := o.databaseURL
+	if dbURL == "" {
+		abs, err := filepath.Abs(filepath.Join(o.dataDir, "fleetops.db"))
+		if err != nil {
+			return nil, err
+		}
+		dbURL = "sqlite://" + abs
+	}
+	st, err := store.Open(ctx, dbURL, log)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := writeAdminToken(ctx, st, o.dataDir, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	tlsCfg, caFile, err := serverTLS(o)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if tlsCfg == nil && !o.insecure && !isLoopback(o.listen) {
+		st.Close()
+		return nil, fmt.Errorf("refusing plain HTTP on non-loopback address %s: give --tls-cert/--tls-key or --tls-self-signed, or --insecure behind a TLS-terminating proxy", o.listen)
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	publicURL := o.publicURL
+	if publicURL == "" {
+		publicURL = scheme + "://" + advertisedAddr(ln.Addr().String())
+	}
+	publicURL = strings.TrimRight(publicURL, "/")
+
+	tc, err := client.NewLazyClient(client.Options{
+		HostPort:  o.temporal.address,
+		Namespace: o.temporal.namespace,
+		Logger:    newTemporalLogger(log),
+	})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("temporal client: %w", err)
+	}
+
+	reg := obs.NewRegistry()
+	gw, err := gateway.New(gateway.Config{
+		Store:               st,
+		Logger:              log,
+		Registerer:          reg,
+		Heartbeat:           o.heartbeat,
+		ConnectionLostAfter: o.connectionLostAfter,
+	})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	binDir := o.agentBinaryDir
+	if binDir == "" {
+		if exe, err := os.Executable(); err == nil {
+			binDir = filepath.Dir(exe)
+		}
+	}
+	apiCfg := api.Config{
+		Store:          st,
+		Gateway:        gw,
+		Temporal:       temporalHealth{tc},
+		Logger:         log,
+		Registry:       reg,
+		Console:        ui.Handler(),
+		InstallFiles:   deploy.Files,
+		AgentBinaryDir: binDir,
+		PublicURL:      publicURL,
+		TemporalUIURL:  o.temporalUIURL,
+		TrustedProxies: o.trustedProxies,
+		Version:        version,
+	}
+	if tlsCfg != nil {
+		certFile := o.tlsCert
+		if certFile == "" {
+			certFile = filepath.Join(o.dataDir, "tls", "server.pem")
+		}
+		if apiCfg.ServerFingerprint, err = certs.Fingerprint(certFile); err != nil {
+			return nil, err
+		}
+		if apiCfg.ServerKeyPin, err = certs.KeyPin(certFile); err != nil {
+			return nil, err
+		}
+	}
+	handler, err := api.New(apiCfg)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	httpSrv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gw.Run(gctx) })
+	g.Go(func() error {
+		var err error
+		if tlsCfg != nil {
+			err = httpSrv.ServeTLS(ln, "", "")
+		} else {
+			err = httpSrv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
+		defer cancel()
+		return httpSrv.Shutdown(shutdownCtx)
+	})
+	log.Info("fleetops server listening", "url", publicURL, "fingerprint", apiCfg.ServerFingerprint)
+	return &runningServer{
+		url:    publicURL,
+		store:  st,
+		tc:     tc,
+		caFile: caFile,
+		wait: func() error {
+			err := g.Wait()
+			tc.Close()
+			st.Close()
+			return err
+		},
+	}, nil
+}
+
+// writeAdminToken creates the admin token on first start and writes it once
+// to DATA_DIR/admin.token (0600); the database keeps only its hash.
+func writeAdminToken(ctx context.Context, st *store.Store, dataDir string, log *slog.Logger) error {
+	token, err := api.BootstrapAdminToken(ctx, st, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		return nil
+	}
+	path := filepath.Join(dataDir, "admin.token")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	log.Info("created the admin API token", "file", path)
+	return nil
+}
+
+// serverTLS returns the TLS configuration, if any, and the CA file clients
+// of a self-signed setup should trust.
+func serverTLS(o serverOptions) (*tls.Config, string, error) {
+	certFile, keyFile, caFile := o.tlsCert, o.tlsKey, ""
+	switch {
+	case o.tlsSelfSigned && (certFile != "" || keyFile != ""):
+		return nil, "", errors.New("give either --tls-self-signed or --tls-cert/--tls-key, not both")
+	case o.tlsSelfSigned:
+		host, _, _ := net.SplitHostPort(o.listen)
+		hosts := []string{host}
+		if h, err := os.Hostname(); err == nil {
+			hosts = append(hosts, h)
+		}
+		files, err := certs.EnsureSelfSigned(filepath.Join(o.dataDir, "tls"), hosts, time.Now())
+		if err != nil {
+			return nil, "", err
+		}
+		certFile, keyFile, caFile = files.Cert, files.Key, files.CA
+	case certFile == "" && keyFile == "":
+		return nil, "", nil
+	case certFile == "" || keyFile == "":
+		return nil, "", errors.New("--tls-cert and --tls-key go together")
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, caFile, nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// advertisedAddr turns a wildcard listen address into one others can dial.
+func advertisedAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+type temporalHealth struct{ c client.Client }
+
+func (t temporalHealth) CheckHealth(ctx context.Context) error {
+	_, err := t.c.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err
+}

@@ -1,0 +1,59 @@
+// Package worker registers fleetops workflows and activities with a
+// Temporal worker. It is the only place that knows both.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetops/fleetops/internal/store"
+	"github.com/fleetops/fleetops/workflows"
+)
+
+// Config configures a Worker.
+type Config struct {
+	Client    client.Client
+	TaskQueue string
+	Store     *store.Store
+	Logger    *slog.Logger
+}
+
+// Worker is a running Temporal worker for fleetops.
+type Worker struct {
+	w   sdkworker.Worker
+	log *slog.Logger
+}
+
+// New creates the worker and registers everything it runs.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Client == nil || cfg.TaskQueue == "" {
+		return nil, errors.New("worker: Client and TaskQueue are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	// Pollers per shared/reference/temporal-here.md: with one partition,
+	// 16 activity and 8 workflow pollers keep a 2-core dev server busy.
+	w := sdkworker.New(cfg.Client, cfg.TaskQueue, sdkworker.Options{
+		MaxConcurrentActivityTaskPollers: 16,
+		MaxConcurrentWorkflowTaskPollers: 8,
+	})
+	w.RegisterWorkflowWithOptions(workflows.RunCommand, workflow.RegisterOptions{Name: workflows.RunCommandWorkflowName})
+	return &Worker{w: w, log: cfg.Logger}, nil
+}
+
+// Run polls until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.w.Start(); err != nil {
+		return fmt.Errorf("start temporal worker: %w", err)
+	}
+	<-ctx.Done()
+	w.w.Stop()
+	return nil
+}
