@@ -17,16 +17,16 @@ const module = "github.com/fleetops/fleetops"
 // allowed lists, for each of our packages, the other packages of this module
 // it may import directly. A package missing here may import nothing of ours.
 var allowed = map[string][]string{
-	"agent/agentproto":   {},
-	"internal/document":  {},
-	"internal/store":     {},
-	"internal/obs":       {},
-	"internal/config":    {},
-	"internal/certs":     {},
+	"agent/agentproto":     {},
+	"internal/document":    {},
+	"internal/store":       {},
+	"internal/obs":         {},
+	"internal/config":      {},
+	"internal/certs":       {},
 	"internal/temporaldev": {},
-	"internal/gateway":   {"internal/store", "agent/agentproto"},
-	"agent":              {"agent/agentproto", "internal/document"},
-	"workflows":          {"internal/document"},
+	"internal/gateway":     {"internal/store", "agent/agentproto"},
+	"agent":                {"agent/agentproto", "internal/document"},
+	"workflows":            {"internal/document"},
 	// activities implement the workflows' activity contracts, so they use
 	// the input and result types declared next to the workflow.
 	"activities": {"internal/store", "internal/gateway", "internal/document", "workflows", "agent/agentproto"},

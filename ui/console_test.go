@@ -21,8 +21,10 @@ import (
 
 type noGateway struct{}
 
-func (noGateway) Serve(w http.ResponseWriter, _ *http.Request, _ string) { w.WriteHeader(http.StatusTeapot) }
-func (noGateway) Kick(string, string)                                     {}
+func (noGateway) Serve(w http.ResponseWriter, _ *http.Request, _ string) {
+	w.WriteHeader(http.StatusTeapot)
+}
+func (noGateway) Kick(string, string) {}
 
 // console is the real API and console over a real SQLite store.
 type console struct {

@@ -56,7 +56,9 @@ type logOptions struct {
 	level  string
 }
 
-func (l logOptions) logger() (*slog.Logger, error) { return obs.NewLogger(os.Stderr, l.format, l.level) }
+func (l logOptions) logger() (*slog.Logger, error) {
+	return obs.NewLogger(os.Stderr, l.format, l.level)
+}
 
 func addLogFlags(cmd *cobra.Command, o *logOptions) {
 	cmd.Flags().StringVar(&o.format, "log-format", "text", "log format: text or json")
