@@ -75,6 +75,13 @@ type Config struct {
 	DefaultHeartbeat time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// OnConnect, if set, is called once per welcomed connection with that
+	// connection's Sender, after the welcome and before the first server
+	// message is read. ctx ends with the connection. It runs on the
+	// connection's goroutine, so it must return quickly; long work (such
+	// as resending unacknowledged command results) belongs on its own
+	// goroutine bound to ctx. CommandRunner.OnConnect is meant for it.
+	OnConnect func(ctx context.Context, s Sender)
 }
 
 // reservedTypes are handled by the connection loop (or only sent by the
@@ -285,6 +292,9 @@ func (a *Agent) connect(ctx context.Context) (welcomed time.Time, err error) {
 	a.connected.Store(true)
 	defer a.connected.Store(false)
 
+	if a.cfg.OnConnect != nil {
+		a.cfg.OnConnect(connCtx, c)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := a.heartbeats(connCtx, c, every, host); err != nil {

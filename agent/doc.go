@@ -1,6 +1,8 @@
 // Package agent is the fleetops host agent: registration with an activation
-// code, the identity kept in the state dir, host facts, and the connection loop
-// that holds one outbound WebSocket to the server's agent gateway.
+// code, the identity kept in the state dir, host facts, the connection loop
+// that holds one outbound WebSocket to the server's agent gateway, and the
+// CommandRunner that runs Run Command invocations (plugins
+// aws:runShellScript, aws:downloadContent, fleetops:noop) at most once each.
 //
 // The package has no global state. Everything is configured through Config /
 // RegisterConfig values (logger, HTTP client, random source, durations), so one

@@ -120,7 +120,7 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 			Help: "Agent registration attempts by outcome.",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requestDuration, m.registrations, &nodeCollector{store: st}} {
+	for _, c := range []prometheus.Collector{m.requestDuration, m.registrations, &nodeCollector{store: st}, &commandCollector{store: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -147,6 +147,42 @@ func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range []string{"Online", "ConnectionLost", "Inactive"} {
 		ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
+}
+
+// commandCollector reports commands by status and the invocations in flight
+// and queued for offline nodes, from the store at scrape time.
+type commandCollector struct{ store Store }
+
+var (
+	commandsDesc      = prometheus.NewDesc("fleetops_commands", "Commands by status.", []string{"status"}, nil)
+	inFlightDesc      = prometheus.NewDesc("fleetops_invocations_in_flight", "Invocations delivered to a node and not finished.", nil, nil)
+	queuedOfflineDesc = prometheus.NewDesc("fleetops_invocations_queued_offline", "Invocations waiting in the outbox for a node that is not connected.", nil, nil)
+)
+
+func (cc *commandCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- commandsDesc
+	ch <- inFlightDesc
+	ch <- queuedOfflineDesc
+}
+
+func (cc *commandCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := cc.store.CountCommandsByStatus(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(commandsDesc, err)
+	} else {
+		for _, st := range []string{"Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling"} {
+			ch <- prometheus.MustNewConstMetric(commandsDesc, prometheus.GaugeValue, float64(counts[st]), st)
+		}
+	}
+	inFlight, queued, err := cc.store.InvocationGauges(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(inFlightDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(inFlight))
+	ch <- prometheus.MustNewConstMetric(queuedOfflineDesc, prometheus.GaugeValue, float64(queued))
 }
 
 // hostMatches reports whether a download name asks for this server's own

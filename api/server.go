@@ -49,6 +49,27 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e *store.AuditEvent) error
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, string, error)
+
+	CreateDocument(ctx context.Context, d *store.Document) error
+	UpdateDocument(ctx context.Context, d *store.Document) error
+	GetDocument(ctx context.Context, name string, version int) (store.Document, store.DocumentHead, error)
+	SetDefaultDocumentVersion(ctx context.Context, name string, version int) error
+	ListDocuments(ctx context.Context, f store.DocumentFilter) ([]store.DocumentHead, string, error)
+	DocumentVersions(ctx context.Context, name string) ([]store.Document, error)
+	DeleteDocument(ctx context.Context, name string, version int) error
+
+	ResolveTargets(ctx context.Context, targets []store.Target) ([]store.Instance, error)
+	InstancesByID(ctx context.Context, ids []string) (map[string]store.Instance, error)
+	CreateCommand(ctx context.Context, c *store.Command) error
+	GetCommand(ctx context.Context, id string) (store.Command, error)
+	ListCommands(ctx context.Context, f store.CommandFilter) ([]store.Command, string, error)
+	UpdateCommandStatus(ctx context.Context, id, status, details string, c store.CommandCounters, finishedAt *time.Time) error
+	CreateInvocations(ctx context.Context, commandID string, rows []store.Invocation) error
+	GetInvocation(ctx context.Context, k store.InvocationKey) (store.Invocation, error)
+	ListInvocations(ctx context.Context, f store.InvocationFilter) ([]store.Invocation, string, error)
+	CountInvocations(ctx context.Context, commandID string) (map[string]int, error)
+	InvocationGauges(ctx context.Context) (inFlight, queuedOffline int, err error)
+	CountCommandsByStatus(ctx context.Context) (map[string]int, error)
 }
 
 // Gateway is the agent connection hub as the API sees it.
@@ -69,7 +90,9 @@ type Config struct {
 	Store    Store
 	Gateway  Gateway
 	Temporal HealthChecker
-	Logger   *slog.Logger
+	// Workflows starts and cancels commands; nil answers 503 for them.
+	Workflows Workflows
+	Logger    *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 	// Console serves the web console at /; nil serves none.
@@ -197,6 +220,23 @@ func (s *Server) routes() *gin.Engine {
 	v1.DELETE("/tokens/:id", s.revokeToken)
 
 	v1.GET("/audit", s.listAudit)
+
+	v1.POST("/documents", s.createDocument)
+	v1.GET("/documents", s.listDocuments)
+	v1.GET("/documents/:name", s.getDocument)
+	v1.PUT("/documents/:name", s.updateDocument)
+	v1.DELETE("/documents/:name", s.deleteDocument)
+	v1.GET("/documents/:name/versions", s.documentVersions)
+	v1.PUT("/documents/:name/default-version", s.setDefaultDocumentVersion)
+
+	v1.POST("/commands", s.sendCommand)
+	v1.GET("/commands", s.listCommands)
+	v1.GET("/commands/:id", s.getCommand)
+	v1.POST("/commands/:id/cancel", s.cancelCommand)
+	v1.GET("/commands/:id/invocations", s.listInvocations)
+	v1.GET("/commands/:id/invocations/:instanceId", s.getInvocation)
+	v1.GET("/commands/:id/invocations/:instanceId/output", s.invocationOutput)
+	v1.GET("/invocations", s.listInvocations)
 	return r
 }
 

@@ -2,88 +2,12 @@ package ui_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/fleetops/fleetops/agent/agentproto"
-	"github.com/fleetops/fleetops/api"
 	"github.com/fleetops/fleetops/internal/browsertest"
-	"github.com/fleetops/fleetops/internal/store"
-	"github.com/fleetops/fleetops/internal/store/storetest"
-	"github.com/fleetops/fleetops/ui"
 )
-
-type noGateway struct{}
-
-func (noGateway) Serve(w http.ResponseWriter, _ *http.Request, _ string) {
-	w.WriteHeader(http.StatusTeapot)
-}
-func (noGateway) Kick(string, string) {}
-
-// console is the real API and console over a real SQLite store.
-type console struct {
-	t     *testing.T
-	st    *store.Store
-	url   string
-	token string
-}
-
-func newConsole(t *testing.T) *console {
-	t.Helper()
-	st := storetest.OpenDialect(t, "sqlite")
-	token, err := api.BootstrapAdminToken(context.Background(), st, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(api.Config{
-		Store: st, Gateway: noGateway{}, Registry: prometheus.NewRegistry(),
-		Console: ui.Handler(), PublicURL: "http://fleet.test",
-		TemporalUIURL: "http://127.0.0.1:8233", Version: "test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &console{t: t, st: st, url: srv.URL, token: token}
-}
-
-func (c *console) call(method, path string, body any, out any) {
-	c.t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, c.url+path, strings.NewReader(string(b)))
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		c.t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
-	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-}
-
-// register adds a node through the agent registration API.
-func (c *console) register(host agentproto.HostInfo) string {
-	c.t.Helper()
-	var act struct{ ActivationID, ActivationCode string }
-	c.call("POST", "/v1/activations", map[string]any{"registrationLimit": 1}, &act)
-	var reg agentproto.RegisterResponse
-	c.call("POST", agentproto.PathRegister, agentproto.RegisterRequest{
-		ActivationID: act.ActivationID, ActivationCode: act.ActivationCode, Host: host}, &reg)
-	return reg.InstanceID
-}
 
 func TestConsoleInChromium(t *testing.T) {
 	c := newConsole(t)

@@ -12,6 +12,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fleetops/fleetops/activities"
 	"github.com/fleetops/fleetops/internal/store"
 	"github.com/fleetops/fleetops/workflows"
 )
@@ -22,6 +23,9 @@ type Config struct {
 	TaskQueue string
 	Store     *store.Store
 	Logger    *slog.Logger
+	// Wake, when set, tells an in-process agent gateway that invocations
+	// were queued (fleetops dev); a separate server polls its outbox.
+	Wake func()
 }
 
 // Worker is a running Temporal worker for fleetops.
@@ -45,6 +49,11 @@ func New(cfg Config) (*Worker, error) {
 		MaxConcurrentWorkflowTaskPollers: 8,
 	})
 	w.RegisterWorkflowWithOptions(workflows.RunCommand, workflow.RegisterOptions{Name: workflows.RunCommandWorkflowName})
+	acts, err := activities.New(activities.Config{Store: cfg.Store, Logger: cfg.Logger, Wake: cfg.Wake})
+	if err != nil {
+		return nil, err
+	}
+	acts.Register(w)
 	return &Worker{w: w, log: cfg.Logger}, nil
 }
 

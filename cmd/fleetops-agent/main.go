@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -38,6 +39,8 @@ const (
 const (
 	envPrefix       = "FLEETOPS_AGENT_"
 	defaultStateDir = "/var/lib/fleetops-agent"
+	// shutdownTimeout bounds the wait for killed invocations at exit.
+	shutdownTimeout = 15 * time.Second
 )
 
 func main() {
@@ -96,7 +99,7 @@ func newRootCmd(stdout, stderr io.Writer, lookupEnv func(string) (string, bool))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(c.registerCmd(), c.runCmd(), c.versionCmd())
+	root.AddCommand(c.registerCmd(), c.runCmd(), c.swarmCmd(), c.versionCmd())
 	annotateEnv(root)
 	return root
 }
@@ -234,12 +237,23 @@ func (c *cli) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := agent.New(agent.Config{Identity: id, Logger: c.log})
+			runner, err := agent.NewCommandRunner(agent.RunnerConfig{StateDir: stateDir, Logger: c.log})
+			if err != nil {
+				return err
+			}
+			a, err := agent.New(agent.Config{Identity: id, Logger: c.log, Handlers: runner.Handlers(), OnConnect: runner.OnConnect})
 			if err != nil {
 				return err
 			}
 			c.log.Info("fleetops-agent starting", "version", agent.Version, "instanceId", id.InstanceID, "server", id.ServerURL)
 			err = a.Run(cmd.Context())
+			// Running invocations are killed and their results stored; the
+			// next start sends them.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), shutdownTimeout)
+			if serr := runner.Shutdown(sctx); serr != nil {
+				c.log.Warn("invocations still running at exit", "error", serr)
+			}
+			cancel()
 			if errors.Is(err, agent.ErrDeregistered) {
 				return &exitErr{code: exitDeregistered, err: err}
 			}
@@ -250,7 +264,7 @@ func (c *cli) runCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir, "directory holding the agent's identity")
+	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir, "directory holding the agent's identity and invocation records")
 	return cmd
 }
 

@@ -35,6 +35,8 @@ type gateway struct {
 	refuse        string // refusal message, if set
 	registrations atomic.Int32
 	hellos        chan agentproto.Hello
+	// serve, if set, takes over each welcomed connection.
+	serve func(ctx context.Context, ws *websocket.Conn)
 }
 
 func newGateway(t testing.TB) *gateway {
@@ -81,6 +83,10 @@ func newGateway(t testing.TB) *gateway {
 		wb, _ := json.Marshal(welcome)
 		_ = ws.Write(r.Context(), websocket.MessageText, wb)
 		g.hellos <- h
+		if g.serve != nil {
+			g.serve(r.Context(), ws)
+			return
+		}
 		for {
 			if _, _, err := ws.Read(r.Context()); err != nil {
 				return

@@ -96,11 +96,25 @@ func fileExists(p string) bool {
 // do sends in as JSON (if non-nil) and decodes the answer into out (if
 // non-nil). Non-2xx answers become errors carrying the server's message.
 func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	b, _, err := c.raw(ctx, method, path, query, in)
+	if err != nil {
+		return err
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode response: %w", err)
+		}
+	}
+	return nil
+}
+
+// raw is do without decoding: it returns the body and headers.
+func (c *apiClient) raw(ctx context.Context, method, path string, query url.Values, in any) ([]byte, http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
+			return nil, nil, fmt.Errorf("encode request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
@@ -110,7 +124,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return nil, nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if in != nil {
@@ -118,26 +132,21 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("read response: %w", err)
+		return nil, nil, fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode >= 300 {
 		var e agentproto.ErrorResponse
 		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return e.Error
+			return nil, nil, e.Error
 		}
-		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-	}
-	return nil
+	return b, resp.Header, nil
 }
 
 // table describes how to print a list as columns.

@@ -89,7 +89,7 @@ func runDev(ctx context.Context, o devOptions, externalTemporal bool, log *slog.
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(srv.wait)
-	g.Go(func() error { return runWorker(gctx, o.server.temporal, srv.store, log) })
+	g.Go(func() error { return runWorker(gctx, o.server.temporal, srv.store, srv.wake, log) })
 	if !o.noAgent {
 		g.Go(func() error {
 			return runLocalAgent(gctx, srv, filepath.Join(o.server.dataDir, "agent"), log)

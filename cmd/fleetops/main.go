@@ -67,6 +67,8 @@ func newRootCmd() *cobra.Command {
 		newGroupCmd(),
 		newTokenCmd(),
 		newAuditCmd(),
+		newDocumentCmd(),
+		newCommandCmd(),
 	)
 	return root
 }

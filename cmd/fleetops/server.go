@@ -24,6 +24,7 @@ import (
 	"github.com/fleetops/fleetops/internal/obs"
 	"github.com/fleetops/fleetops/internal/store"
 	"github.com/fleetops/fleetops/ui"
+	"github.com/fleetops/fleetops/workflows"
 )
 
 // serverOptions are the flags of `fleetops server` (and of `dev`).
@@ -119,6 +120,8 @@ type runningServer struct {
 	store  *store.Store
 	tc     client.Client
 	caFile string
+	// wake makes the gateway deliver queued invocations now.
+	wake func()
 }
 
 // startServer opens the database, bootstraps the admin token, and starts
@@ -193,6 +196,12 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 		st.Close()
 		return nil, err
 	}
+	relay, err := gateway.NewCommandRelay(gw, gateway.RelayConfig{Store: st, Logger: log, Registerer: reg})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
 	binDir := o.agentBinaryDir
 	if binDir == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -203,6 +212,7 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 		Store:          st,
 		Gateway:        gw,
 		Temporal:       temporalHealth{tc},
+		Workflows:      temporalWorkflows{client: tc, taskQueue: o.temporal.taskQueue},
 		Logger:         log,
 		Registry:       reg,
 		Console:        ui.Handler(),
@@ -240,6 +250,7 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gw.Run(gctx) })
+	g.Go(func() error { return relay.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsCfg != nil {
@@ -264,6 +275,7 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 		store:  st,
 		tc:     tc,
 		caFile: caFile,
+		wake:   relay.Wake,
 		wait: func() error {
 			err := g.Wait()
 			tc.Close()
@@ -356,4 +368,25 @@ type temporalHealth struct{ c client.Client }
 func (t temporalHealth) CheckHealth(ctx context.Context) error {
 	_, err := t.c.CheckHealth(ctx, &client.CheckHealthRequest{})
 	return err
+}
+
+// temporalWorkflows starts and signals fleetops workflows for the API.
+type temporalWorkflows struct {
+	client    client.Client
+	taskQueue string
+}
+
+func (t temporalWorkflows) StartCommand(ctx context.Context, in workflows.RunCommandInput) error {
+	_, err := t.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        workflows.CommandWorkflowID(in.CommandID),
+		TaskQueue: t.taskQueue,
+		// A command ends by itself at its deadlines; this only bounds a
+		// workflow that something kept from ending.
+		WorkflowExecutionTimeout: time.Duration(in.TimeoutSeconds+in.ExecutionTimeoutSeconds)*time.Second + 24*time.Hour,
+	}, workflows.RunCommandWorkflowName, in)
+	return err
+}
+
+func (t temporalWorkflows) CancelCommand(ctx context.Context, commandID string, req workflows.CancelRequest) error {
+	return t.client.SignalWorkflow(ctx, workflows.CommandWorkflowID(commandID), "", workflows.SignalCancel, req)
 }

@@ -45,7 +45,7 @@ func newWorkerCmd() *cobra.Command {
 				return fmt.Errorf("open database: %w", err)
 			}
 			defer st.Close()
-			return runWorker(cmd.Context(), o.temporal, st, log)
+			return runWorker(cmd.Context(), o.temporal, st, nil, log)
 		},
 	}
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", ".fleetops", "data directory (for the default embedded database)")
@@ -56,7 +56,8 @@ func newWorkerCmd() *cobra.Command {
 }
 
 // runWorker connects to Temporal and runs the worker until ctx ends.
-func runWorker(ctx context.Context, o temporalOptions, st *store.Store, log *slog.Logger) error {
+// wake, when set, is the in-process gateway's outbox wake-up.
+func runWorker(ctx context.Context, o temporalOptions, st *store.Store, wake func(), log *slog.Logger) error {
 	c, err := client.DialContext(ctx, client.Options{
 		HostPort:  o.address,
 		Namespace: o.namespace,
@@ -66,7 +67,7 @@ func runWorker(ctx context.Context, o temporalOptions, st *store.Store, log *slo
 		return fmt.Errorf("connect to temporal at %s: %w", o.address, err)
 	}
 	defer c.Close()
-	w, err := worker.New(worker.Config{Client: c, TaskQueue: o.taskQueue, Store: st, Logger: log})
+	w, err := worker.New(worker.Config{Client: c, TaskQueue: o.taskQueue, Store: st, Logger: log, Wake: wake})
 	if err != nil {
 		return err
 	}

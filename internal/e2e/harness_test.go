@@ -194,11 +194,13 @@ func (p *proc) exited() bool {
 
 // stack is a running fleetops server with its data dir and admin token.
 type stack struct {
-	t       testing.TB
-	url     string
-	dataDir string
-	token   string
-	server  *proc
+	t            testing.TB
+	url          string
+	dataDir      string
+	token        string
+	server       *proc
+	databaseURL  string
+	temporalAddr string
 }
 
 type stackOptions struct {
@@ -213,11 +215,12 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	temporalAddr := startTemporal(t)
 	dataDir := t.TempDir()
 	port := freePort(t)
-	s := &stack{t: t, url: "http://127.0.0.1:" + strconv.Itoa(port), dataDir: dataDir}
+	s := &stack{t: t, url: "http://127.0.0.1:" + strconv.Itoa(port), dataDir: dataDir,
+		databaseURL: storetest.URL(t, o.dialect), temporalAddr: temporalAddr}
 	s.server = startProc(t, "server", bins.fleetops, "server",
 		"--data-dir", dataDir,
 		"--listen", "127.0.0.1:"+strconv.Itoa(port),
-		"--database-url", storetest.URL(t, o.dialect),
+		"--database-url", s.databaseURL,
 		"--temporal-address", temporalAddr,
 		"--heartbeat-interval", o.heartbeat,
 		"--connection-lost-after", o.connectionLostAfter,
@@ -273,6 +276,25 @@ func (s *stack) tryCLI(args ...string) (string, string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	return stdout.String(), stderr.String(), err
+}
+
+// api calls the operator API directly and returns the body.
+func (s *stack) api(method, path string) ([]byte, int, error) {
+	req, err := http.NewRequest(method, s.url+path, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode >= 300 {
+		err = fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return b, resp.StatusCode, err
 }
 
 type activation struct {

@@ -91,10 +91,11 @@ type Gateway struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	conns    map[string]*conn
-	pinged   map[string]struct{}
-	handlers map[string]Handler
+	mu        sync.Mutex
+	conns     map[string]*conn
+	pinged    map[string]struct{}
+	handlers  map[string]Handler
+	onConnect []func(ctx context.Context, instanceID string)
 
 	connected prometheus.Gauge
 }
@@ -129,6 +130,15 @@ func (g *Gateway) Handle(typ string, h Handler) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.handlers[typ] = h
+}
+
+// OnConnect registers fn to run, in its own goroutine, each time an agent
+// completes its handshake; ctx ends with that connection. Delivery of work
+// queued while the agent was away starts here.
+func (g *Gateway) OnConnect(fn func(ctx context.Context, instanceID string)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.onConnect = append(g.onConnect, fn)
 }
 
 // Heartbeat is the interval agents are asked to heartbeat at.

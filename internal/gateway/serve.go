@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -39,12 +40,16 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, instanceID strin
 	old := g.conns[instanceID]
 	g.conns[instanceID] = c
 	g.connected.Set(float64(len(g.conns)))
+	hooks := slices.Clone(g.onConnect)
 	g.mu.Unlock()
 	if old != nil {
 		// The agent reconnected before we noticed the old socket die.
 		old.close(websocket.StatusGoingAway, "replaced by a newer connection")
 	}
 	g.log.Info("agent connected", "instanceId", instanceID, "remote", r.RemoteAddr)
+	for _, fn := range hooks {
+		go fn(ctx, instanceID)
+	}
 
 	err = g.readLoop(ctx, c, instanceID)
 

@@ -24,6 +24,7 @@ type migration struct {
 // migrations is the schema's history, in order.
 var migrations = []migration{
 	{Version: 1, Name: "initial schema", Up: migrateV1},
+	{Version: 2, Name: "run command", Up: migrateV2},
 }
 
 // migrationLockID is the first key of the PostgreSQL advisory lock that
@@ -208,5 +209,108 @@ func migrateV1(tx *gorm.DB) error {
 		&activationV1{}, &activationTagV1{},
 		&instanceV1{}, &instanceTagV1{},
 		&resourceGroupV1{}, &apiTokenV1{}, &auditEventV1{},
+	)
+}
+
+// Version 2: Run Command (documents, commands, invocations and their
+// events), as commands.go defined them at the time.
+
+type documentV2 struct {
+	Name           string `gorm:"primaryKey;size:128"`
+	Version        int    `gorm:"primaryKey;autoIncrement:false"`
+	DocumentType   string `gorm:"size:32;not null"`
+	DocumentFormat string `gorm:"size:8;not null"`
+	SchemaVersion  string `gorm:"size:8"`
+	Description    string `gorm:"size:1024"`
+	Content        string `gorm:"type:text;not null"`
+	Hash           string `gorm:"size:64;not null"`
+	CreatedBy      string `gorm:"size:128"`
+	CreatedAt      time.Time
+}
+
+func (documentV2) TableName() string { return "documents" }
+
+type documentHeadV2 struct {
+	Name           string `gorm:"primaryKey;size:128"`
+	DocumentType   string `gorm:"size:32;not null;index:idx_document_heads_document_type"`
+	DefaultVersion int    `gorm:"not null"`
+	LatestVersion  int    `gorm:"not null"`
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+func (documentHeadV2) TableName() string { return "document_heads" }
+
+type commandV2 struct {
+	CommandID               string `gorm:"primaryKey;size:36"`
+	DocumentName            string `gorm:"size:128;index:idx_commands_document_name"`
+	DocumentVersion         int
+	DocumentHash            string `gorm:"size:64"`
+	Comment                 string `gorm:"size:100"`
+	Parameters              string `gorm:"type:text"`
+	InstanceIDs             string `gorm:"type:text"`
+	Targets                 string `gorm:"type:text"`
+	MaxConcurrency          string `gorm:"size:8"`
+	MaxErrors               string `gorm:"size:8"`
+	TimeoutSeconds          int
+	ExecutionTimeoutSeconds int
+	MaxOutputBytes          int
+	Steps                   string `gorm:"type:text"`
+	Status                  string `gorm:"size:16;index:idx_commands_status;not null"`
+	StatusDetails           string `gorm:"size:100;not null"`
+	TargetCount             int
+	CompletedCount          int
+	ErrorCount              int
+	DeliveryTimedOutCount   int
+	RequestedBy             string    `gorm:"size:128"`
+	RequestedAt             time.Time `gorm:"index:idx_commands_requested_at"`
+	FinishedAt              *time.Time
+	UpdatedAt               time.Time
+}
+
+func (commandV2) TableName() string { return "commands" }
+
+type invocationV2 struct {
+	CommandID       string     `gorm:"primaryKey;size:36"`
+	InstanceID      string     `gorm:"primaryKey;size:20;index:idx_invocations_instance_id"`
+	InstanceName    string     `gorm:"size:256"`
+	DocumentName    string     `gorm:"size:128"`
+	Status          string     `gorm:"size:16;index:idx_invocations_status;not null"`
+	StatusDetails   string     `gorm:"size:100;not null"`
+	RequestedAt     time.Time  `gorm:"index:idx_invocations_requested_at"`
+	Payload         string     `gorm:"type:text"`
+	DispatchedAt    *time.Time `gorm:"index:idx_invocations_outbox,priority:2"`
+	SentAt          *time.Time `gorm:"index:idx_invocations_outbox,priority:1"`
+	AckedAt         *time.Time
+	StartedAt       *time.Time
+	EndedAt         *time.Time
+	CancelRequested bool       `gorm:"not null;default:false;index:idx_invocations_cancel,priority:1"`
+	CancelSentAt    *time.Time `gorm:"index:idx_invocations_cancel,priority:2"`
+	ResponseCode    int        `gorm:"not null;default:-1"`
+	Stdout          string     `gorm:"type:text"`
+	Stderr          string     `gorm:"type:text"`
+	StdoutTruncated bool       `gorm:"not null;default:false"`
+	StderrTruncated bool       `gorm:"not null;default:false"`
+	StepResults     string     `gorm:"type:text"`
+	UpdatedAt       time.Time
+}
+
+func (invocationV2) TableName() string { return "invocations" }
+
+type invocationEventV2 struct {
+	ID            int64  `gorm:"primaryKey;autoIncrement;index:idx_invocation_events_command,priority:2"`
+	CommandID     string `gorm:"size:36;index:idx_invocation_events_command,priority:1;not null"`
+	InstanceID    string `gorm:"size:20;not null"`
+	Status        string `gorm:"size:16;not null"`
+	StatusDetails string `gorm:"size:100;not null"`
+	CreatedAt     time.Time
+}
+
+func (invocationEventV2) TableName() string { return "invocation_events" }
+
+func migrateV2(tx *gorm.DB) error {
+	return tx.Migrator().AutoMigrate(
+		&documentV2{}, &documentHeadV2{},
+		&commandV2{}, &invocationV2{}, &invocationEventV2{},
 	)
 }

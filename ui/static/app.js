@@ -16,37 +16,59 @@ export const token = {
 };
 
 export class APIError extends Error {
-  constructor(status, code, message) {
+  // field names the request field at fault ("parameters.commands",
+  // "targets[0]"), when the server says which.
+  constructor(status, code, message, field) {
     super(message);
     this.status = status;
     this.code = code;
+    this.field = field || "";
   }
 }
 
-// api calls the server's /v1 API with the stored token. A 401 sends the user
-// to the login view.
-export async function api(path, { method = "GET", body, query } = {}) {
+function apiURL(path, query) {
   const url = new URL("/v1" + path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
     for (const one of [].concat(v)) {
       if (one !== undefined && one !== null && one !== "") url.searchParams.append(k, one);
     }
   }
+  return url;
+}
+
+// request fetches an API URL with the stored token and returns the response
+// and its body text. A 401 sends the user to the login view; any other
+// failure throws an APIError carrying the server's code, message and field.
+async function request(url, { method = "GET", body } = {}) {
   const headers = { Authorization: "Bearer " + token.get() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await resp.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!resp.ok) {
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
     const err = (data && data.error) || {};
     if (resp.status === 401) {
       token.clear();
       go("#/login");
     }
-    throw new APIError(resp.status, err.code || "Error", err.message || `${resp.status} ${resp.statusText}`);
+    throw new APIError(resp.status, err.code || "Error", err.message || `${resp.status} ${resp.statusText}`, err.field);
   }
-  return data;
+  return { resp, text };
+}
+
+// api calls the server's /v1 API with the stored token and returns the
+// decoded JSON. A 401 sends the user to the login view.
+export async function api(path, { method = "GET", body, query } = {}) {
+  const { text } = await request(apiURL(path, query), { method, body });
+  try { return text ? JSON.parse(text) : null; } catch { return null; }
+}
+
+// apiText GETs a plain-text API resource (command output) and returns its
+// text and response headers.
+export async function apiText(path, query) {
+  const { resp, text } = await request(apiURL(path, query));
+  return { text, headers: resp.headers };
 }
 
 // h builds an element: h("td", {class: "x", dataset: {id: 1}}, "text", child).

@@ -4,5 +4,7 @@ import { start } from "./app.js";
 import "./pages/login.js";
 import "./pages/fleet.js";
 import "./pages/instances.js";
+import "./pages/commands.js";
+import "./pages/send.js";
 
 start();

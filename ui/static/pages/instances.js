@@ -78,9 +78,23 @@ function row(n) {
 route(/^\/instances\/([^/]+)$/, (view, _params, id) => {
   const props = h("dl", { class: "props", id: "instance-props" });
   const tags = h("div", { id: "instance-tags" });
-  view.append(h("p", {}, h("a", { href: "#/instances" }, "‹ Managed nodes")), h("h1", {}, id), props, h("h2", {}, "Tags"), tags);
+  const commands = h("tbody", { id: "instance-commands" });
+  view.append(h("p", {}, h("a", { href: "#/instances" }, "‹ Managed nodes")),
+    h("div", { class: "titlebar" }, h("h1", {}, id), h("span", { class: "spacer" }),
+      h("a", { class: "button", id: "instance-run", href: "#/commands/new?instanceId=" + encodeURIComponent(id) }, "Run command")),
+    props, h("h2", {}, "Tags"), tags,
+    h("h2", {}, "Recent commands"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Command ID", "Document", "Status", "Requested", "Comment"].map((c) => h("th", {}, c)))), commands));
   return poll(async () => {
-    const n = await api("/instances/" + encodeURIComponent(id));
+    const [n, recent] = await Promise.all([
+      api("/instances/" + encodeURIComponent(id)),
+      api("/commands", { query: { instanceId: id, maxResults: 10 } }),
+    ]);
+    commands.replaceChildren(...(recent.commands.length ? recent.commands.map((c) => h("tr", { dataset: { commandId: c.commandId, status: c.status } },
+      h("td", {}, h("a", { class: "mono", href: "#/commands/" + encodeURIComponent(c.commandId) + "?instance=" + encodeURIComponent(id) }, c.commandId)),
+      h("td", {}, c.documentName), h("td", {}, statusBadge(c.status)),
+      h("td", { title: c.requestedDateTime }, ago(c.requestedDateTime)), h("td", {}, c.comment)))
+      : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No commands ran on this node yet."))]));
     const fields = [
       ["Status", statusBadge(n.pingStatus)], ["Name", n.name], ["Hostname", n.hostname],
       ["Platform", `${n.platformType} · ${n.platformName} ${n.platformVersion}`], ["Kernel", n.kernel],

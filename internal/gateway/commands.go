@@ -1,0 +1,384 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetops/fleetops/agent/agentproto"
+	"github.com/fleetops/fleetops/internal/store"
+)
+
+// CommandStore is what the command relay needs from the database.
+type CommandStore interface {
+	GetCommand(ctx context.Context, id string) (store.Command, error)
+	Outbox(ctx context.Context, limit int) ([]store.OutboxItem, error)
+	Unacked(ctx context.Context, instanceID string) ([]store.OutboxItem, error)
+	MarkSent(ctx context.Context, keys []store.InvocationKey, now time.Time) error
+	MarkCancelSent(ctx context.Context, keys []store.InvocationKey, now time.Time) error
+	AckInvocation(ctx context.Context, k store.InvocationKey, startedAt, now time.Time) (*store.StatusChange, error)
+	AppendOutput(ctx context.Context, k store.InvocationKey, stream string, offset int64, data string, maxBytes int) error
+	CompleteInvocation(ctx context.Context, k store.InvocationKey, r store.InvocationReport, now time.Time) (bool, error)
+}
+
+// RelayConfig configures a CommandRelay.
+type RelayConfig struct {
+	Store  CommandStore
+	Logger *slog.Logger
+	// Registerer receives the relay's metrics; nil means none.
+	Registerer prometheus.Registerer
+	// PollInterval is how often the outbox is read when nothing woke the
+	// relay (default 50ms): the worker may run in another process.
+	PollInterval time.Duration
+	// BatchSize bounds one outbox read (default 5000).
+	BatchSize int
+	Now       func() time.Time
+}
+
+// CommandRelay carries Run Command invocations between the store's outbox
+// and the agents connected to this replica: it sends queued invocations and
+// cancel requests, resends unacknowledged ones when an agent reconnects, and
+// stores acknowledgements, output and results as they arrive. Delivery is
+// at-least-once; the agent's memory of invocation IDs makes execution
+// at-most-once.
+type CommandRelay struct {
+	cfg  RelayConfig
+	g    *Gateway
+	log  *slog.Logger
+	wake chan struct{}
+
+	mu        sync.Mutex
+	maxOutput map[string]int // command ID → MaxOutputBytes, for output appends
+
+	dispatchLatency prometheus.Histogram
+	execDuration    prometheus.Histogram
+	results         *prometheus.CounterVec
+}
+
+// NewCommandRelay registers the Run Command message handlers on g.
+func NewCommandRelay(g *Gateway, cfg RelayConfig) (*CommandRelay, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("command relay: Store is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 50 * time.Millisecond
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 5000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	r := &CommandRelay{
+		cfg: cfg, g: g, log: cfg.Logger.With("component", "command-relay"),
+		wake:      make(chan struct{}, 1),
+		maxOutput: map[string]int{},
+		dispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fleetops_command_dispatch_latency_seconds",
+			Help:    "Time from an invocation's request to its start on the node.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+		execDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fleetops_command_execution_duration_seconds",
+			Help:    "Time an invocation ran on its node.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18),
+		}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetops_invocation_results_total",
+			Help: "Invocation results reported by agents, by final status.",
+		}, []string{"status"}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.dispatchLatency, r.execDuration, r.results} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register command relay metrics: %w", err)
+			}
+		}
+	}
+	g.Handle(agentproto.TypeCommandAck, r.onAck)
+	g.Handle(agentproto.TypeCommandOutput, r.onOutput)
+	g.Handle(agentproto.TypeCommandResult, r.onResult)
+	g.OnConnect(r.resend)
+	return r, nil
+}
+
+// Wake makes the relay read the outbox now. Safe to call from anywhere; an
+// in-process worker calls it after dispatching.
+func (r *CommandRelay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers the outbox until ctx ends.
+func (r *CommandRelay) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-t.C:
+		}
+		if r.g.Connected() == 0 {
+			continue
+		}
+		if err := r.deliver(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("outbox delivery failed", "err", err)
+		}
+	}
+}
+
+func (r *CommandRelay) deliver(ctx context.Context) error {
+	items, err := r.cfg.Store.Outbox(ctx, r.cfg.BatchSize)
+	if err != nil {
+		return err
+	}
+	var sent, cancels []store.InvocationKey
+	for _, it := range items {
+		if !r.g.IsConnected(it.InstanceID) {
+			continue // another replica holds it, or it just left
+		}
+		if err := r.send(ctx, it); err != nil {
+			r.log.Debug("send invocation", "instanceId", it.InstanceID, "commandId", it.CommandID, "err", err)
+			continue
+		}
+		k := store.InvocationKey{CommandID: it.CommandID, InstanceID: it.InstanceID}
+		if it.Cancel {
+			cancels = append(cancels, k)
+		} else {
+			sent = append(sent, k)
+		}
+	}
+	now := r.cfg.Now()
+	if len(sent) > 0 {
+		if err := r.cfg.Store.MarkSent(ctx, sent, now); err != nil {
+			return err
+		}
+	}
+	if len(cancels) > 0 {
+		if err := r.cfg.Store.MarkCancelSent(ctx, cancels, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *CommandRelay) send(ctx context.Context, it store.OutboxItem) error {
+	env := agentproto.Envelope{Type: agentproto.TypeRunCommand, Payload: json.RawMessage(it.Payload)}
+	if it.Cancel {
+		var err error
+		env, err = agentproto.NewEnvelope(agentproto.TypeCancelCommand, agentproto.CancelCommand{
+			InvocationID: agentproto.InvocationID(it.CommandID, it.InstanceID),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return r.g.Send(ctx, it.InstanceID, env)
+}
+
+// resend gives a (re)connected agent everything it has not acknowledged.
+func (r *CommandRelay) resend(ctx context.Context, instanceID string) {
+	items, err := r.cfg.Store.Unacked(ctx, instanceID)
+	if err != nil {
+		r.log.Warn("read unacknowledged invocations", "instanceId", instanceID, "err", err)
+		return
+	}
+	var sent []store.InvocationKey
+	for _, it := range items {
+		if err := r.send(ctx, it); err != nil {
+			return
+		}
+		if !it.Cancel {
+			sent = append(sent, store.InvocationKey{CommandID: it.CommandID, InstanceID: it.InstanceID})
+		}
+	}
+	if len(sent) > 0 {
+		if err := r.cfg.Store.MarkSent(ctx, sent, r.cfg.Now()); err != nil {
+			r.log.Warn("mark invocations sent", "instanceId", instanceID, "err", err)
+		}
+	}
+}
+
+// key parses an invocation ID and checks it belongs to the sending agent:
+// an agent can only report on its own invocations.
+func key(instanceID, invocationID string) (store.InvocationKey, error) {
+	cmd, inst, ok := strings.Cut(invocationID, ":")
+	if !ok || cmd == "" || inst != instanceID {
+		return store.InvocationKey{}, fmt.Errorf("invocation %q does not belong to %s", truncate(invocationID, 80), instanceID)
+	}
+	return store.InvocationKey{CommandID: cmd, InstanceID: inst}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (r *CommandRelay) onAck(ctx context.Context, instanceID string, env agentproto.Envelope) error {
+	var ack agentproto.CommandAck
+	if err := env.Decode(&ack); err != nil {
+		return err
+	}
+	k, err := key(instanceID, ack.InvocationID)
+	if err != nil {
+		return err
+	}
+	now := r.cfg.Now()
+	change, err := r.cfg.Store.AckInvocation(ctx, k, ack.StartedAt, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("ack for unknown invocation %s", ack.InvocationID)
+	}
+	if err != nil {
+		return err
+	}
+	if change != nil && !ack.StartedAt.IsZero() {
+		if cmd, err := r.cfg.Store.GetCommand(ctx, k.CommandID); err == nil {
+			r.dispatchLatency.Observe(ack.StartedAt.Sub(cmd.RequestedAt).Seconds())
+		}
+	}
+	return nil
+}
+
+func (r *CommandRelay) onOutput(ctx context.Context, instanceID string, env agentproto.Envelope) error {
+	var out agentproto.CommandOutput
+	if err := env.Decode(&out); err != nil {
+		return err
+	}
+	k, err := key(instanceID, out.InvocationID)
+	if err != nil {
+		return err
+	}
+	if out.Stream != agentproto.StreamStdout && out.Stream != agentproto.StreamStderr {
+		return fmt.Errorf("unknown output stream %q", truncate(out.Stream, 20))
+	}
+	limit, err := r.outputLimit(ctx, k.CommandID)
+	if err != nil {
+		return err
+	}
+	return r.cfg.Store.AppendOutput(ctx, k, out.Stream, out.Offset, out.Data, limit)
+}
+
+func (r *CommandRelay) outputLimit(ctx context.Context, commandID string) (int, error) {
+	r.mu.Lock()
+	limit, ok := r.maxOutput[commandID]
+	r.mu.Unlock()
+	if ok {
+		return limit, nil
+	}
+	cmd, err := r.cfg.Store.GetCommand(ctx, commandID)
+	if err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	if len(r.maxOutput) > 10000 {
+		clear(r.maxOutput) // a cache, not a registry: refill on demand
+	}
+	r.maxOutput[commandID] = cmd.MaxOutputBytes
+	r.mu.Unlock()
+	return cmd.MaxOutputBytes, nil
+}
+
+// stepOutputChars bounds the output kept per step in StepResults, as SSM's
+// CommandPlugin.Output (reference 1.6); the whole streams are stored apart.
+const stepOutputChars = 2500
+
+func (r *CommandRelay) onResult(ctx context.Context, instanceID string, env agentproto.Envelope) error {
+	var res agentproto.CommandResult
+	if err := env.Decode(&res); err != nil {
+		return err
+	}
+	k, err := key(instanceID, res.InvocationID)
+	if err != nil {
+		return err
+	}
+	status, details, ok := invocationStatus(res.Status)
+	if !ok {
+		return fmt.Errorf("result with unknown status %q", truncate(res.Status, 20))
+	}
+	report := store.InvocationReport{
+		Status: status, StatusDetails: details, ResponseCode: -1,
+		StartedAt: res.StartedAt, EndedAt: res.EndedAt,
+	}
+	var stdout, stderr strings.Builder
+	steps := make([]agentproto.StepResult, len(res.Steps))
+	for i, s := range res.Steps {
+		stdout.WriteString(s.Stdout)
+		stderr.WriteString(s.Stderr)
+		report.StdoutTruncated = report.StdoutTruncated || s.Truncated
+		report.StderrTruncated = report.StderrTruncated || s.Truncated
+		if s.Status != agentproto.StatusSkipped && s.ResponseCode != -1 {
+			report.ResponseCode = s.ResponseCode
+		}
+		s.Stdout, s.Stderr = truncateRunes(s.Stdout, stepOutputChars), truncateRunes(s.Stderr, stepOutputChars)
+		steps[i] = s
+	}
+	report.Stdout, report.Stderr = stdout.String(), stderr.String()
+	b, err := json.Marshal(steps)
+	if err != nil {
+		return err
+	}
+	report.StepResults = string(b)
+	applied, err := r.cfg.Store.CompleteInvocation(ctx, k, report, r.cfg.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		// Nothing to store it in (the command was deleted): let the agent
+		// forget it rather than resend forever.
+		applied, err = false, nil
+	}
+	if err != nil {
+		return err // no ack: the agent resends on its next connection
+	}
+	if applied {
+		r.results.WithLabelValues(status).Inc()
+		if !res.StartedAt.IsZero() && res.EndedAt.After(res.StartedAt) {
+			r.execDuration.Observe(res.EndedAt.Sub(res.StartedAt).Seconds())
+		}
+	}
+	ack, err := agentproto.NewEnvelope(agentproto.TypeCommandResultAck, agentproto.CommandResultAck{InvocationID: res.InvocationID})
+	if err != nil {
+		return err
+	}
+	return r.g.Send(ctx, instanceID, ack)
+}
+
+// invocationStatus maps an agent's result status to SSM's invocation
+// Status and StatusDetails (reference 1.5).
+func invocationStatus(agentStatus string) (status, details string, ok bool) {
+	switch agentStatus {
+	case agentproto.StatusSuccess:
+		return "Success", "Success", true
+	case agentproto.StatusFailed:
+		return "Failed", "Failed", true
+	case agentproto.StatusTimedOut:
+		return "TimedOut", "Execution Timed Out", true
+	case agentproto.StatusCancelled:
+		return "Cancelled", "Cancelled", true
+	}
+	return "", "", false
+}
+
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
