@@ -3,6 +3,7 @@ package ui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -128,18 +129,18 @@ func TestRunCommandInChromium(t *testing.T) {
 	}
 	b.WaitVisible(`#send-node-list [data-instance-id="` + web1 + `"] input`)
 	b.Click(`#send-node-list [data-instance-id="` + web1 + `"] input`)
-	b.SetValue("#send-instance-ids", web2)
+	setTextarea(b, "#send-instance-ids", web2)
 
 	// Bad submissions show the server's message next to the field and
 	// keep what was typed.
 	b.Click("#send-submit")
 	b.WaitText(`[data-field-error="parameters.commands"]`, "is required")
 	b.WaitText("#send-error", "is required")
-	b.SetValue(`[name="param-commands"]`, "echo one\necho two")
+	setTextarea(b, `[name="param-commands"]`, "echo one\necho two")
 	b.SetValue("#send-max-concurrency", "abc")
 	b.Click("#send-submit")
 	b.WaitText(`[data-field-error="maxConcurrency"]`, `"abc"`)
-	if got := b.Text(`[data-field-error="parameters.commands"]`); got != "" {
+	if got := browsertest.Eval[string](b, `document.querySelector('[data-field-error="parameters.commands"]').textContent`); got != "" {
 		t.Errorf("stale error on commands: %q", got)
 	}
 	if got := browsertest.Eval[string](b, `document.querySelector('[name="param-commands"]').value`); got != "echo one\necho two" {
@@ -156,6 +157,8 @@ func TestRunCommandInChromium(t *testing.T) {
 	b.SetValue("#send-max-concurrency", "10")
 	b.SetValue("#send-comment", "from the console")
 	b.Click("#send-submit")
+	time.Sleep(time.Second)
+	t.Logf("DEBUG %q %q %q", browsertest.Eval[string](b, `(document.querySelector("#send-error")||{}).textContent`), browsertest.Eval[string](b, `(document.querySelector("#send-max-concurrency")||{}).value`), browsertest.Eval[string](b, `(document.querySelector("#send-comment")||{}).value`))
 	b.WaitVisible(`#command-status[data-status="Pending"]`)
 	eventually(t, "the command to start", func() bool { return len(c.wf.Started()) == 1 })
 	in := c.wf.Started()[0]
@@ -177,7 +180,7 @@ func TestRunCommandInChromium(t *testing.T) {
 	// Targets by tag: a bad row is marked, a good one selects the tagged node.
 	b.Navigate(c.url + "/#/commands/new")
 	b.WaitVisible(`[name="param-commands"]`)
-	b.SetValue(`[name="param-commands"]`, "uptime")
+	setTextarea(b, `[name="param-commands"]`, "uptime")
 	b.Click("#send-targets-mode-tags")
 	b.SetValue(`[data-target-index="0"] .target-values`, "prod")
 	b.Click("#send-submit")
@@ -214,6 +217,13 @@ func complete(t *testing.T, st *store.Store, k store.InvocationKey, status strin
 	if err != nil || !ok {
 		t.Fatalf("complete %v: applied %v, %v", k, ok, err)
 	}
+}
+
+// setTextarea fills a textarea as typing would (browsertest.SetValue
+// cannot clear an empty textarea).
+func setTextarea(b *browsertest.Browser, selector, v string) {
+	browsertest.Eval[bool](b, fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.focus(); el.value = %q; `+
+		`el.dispatchEvent(new Event("input", {bubbles: true})); return true; })()`, selector, v))
 }
 
 func must(t *testing.T, err error) {

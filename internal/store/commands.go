@@ -254,6 +254,26 @@ type CommandCounters struct {
 	DeliveryTimedOutCount int
 }
 
+// insertRows is how many rows of cols columns one multi-row INSERT carries.
+// PostgreSQL takes 500 (well below its 65535 parameters). The SQLite driver
+// matches each placeholder against every argument, O(parameters²) per
+// statement: there a 500-row insert of 22 columns takes seconds, so
+// statements stay near 400 parameters.
+func (s *Store) insertRows(cols int) int {
+	if s.dialect == DialectSQLite {
+		return max(1, 400/cols)
+	}
+	return inChunk
+}
+
+// invocationInsertColumns are the columns CreateInvocations writes; the
+// others start NULL or at their column default (ResponseCode -1, flags
+// false). Fewer columns make the bulk insert cheaper.
+var invocationInsertColumns = []string{
+	"command_id", "instance_id", "instance_name", "document_name", "status",
+	"status_details", "requested_at", "updated_at",
+}
+
 // timeCursor encodes a pagination token for an ordering by a time and then
 // string keys.
 func timeCursor(t time.Time, keys ...string) string {
@@ -320,7 +340,7 @@ func (s *Store) lockCommandEvents(tx *gorm.DB, commandID string) error {
 }
 
 // insertEvents writes one InvocationEvent per change.
-func insertEvents(tx *gorm.DB, commandID string, changes []StatusChange, now time.Time) error {
+func (s *Store) insertEvents(tx *gorm.DB, commandID string, changes []StatusChange, now time.Time) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -331,7 +351,7 @@ func insertEvents(tx *gorm.DB, commandID string, changes []StatusChange, now tim
 			Status: c.Status, StatusDetails: c.StatusDetails, CreatedAt: now,
 		})
 	}
-	for chunk := range slices.Chunk(evs, inChunk) {
+	for chunk := range slices.Chunk(evs, s.insertRows(6)) {
 		if err := tx.Create(&chunk).Error; err != nil {
 			return err
 		}
@@ -532,8 +552,10 @@ func (s *Store) UpdateCommandStatus(ctx context.Context, id, status, details str
 // invocations. The caller fills InstanceID, InstanceName, DocumentName,
 // Status and StatusDetails ("Pending"; empty defaults to that) and
 // RequestedAt (zero: now); CommandID is set here. Rows that exist already
-// are left alone, so a retried call is harmless. Rows are inserted 500 per
-// statement. An unknown command yields ErrNotFound.
+// are left alone, so a retried call is harmless. Only the fields above are
+// written (see invocationInsertColumns). Rows are inserted 500 per
+// statement on PostgreSQL, 50 on SQLite (see insertRows). An unknown
+// command yields ErrNotFound.
 func (s *Store) CreateInvocations(ctx context.Context, commandID string, rows []Invocation) error {
 	op := fmt.Sprintf("create %d invocations of command %s", len(rows), commandID)
 	now := s.db.NowFunc()
@@ -553,8 +575,9 @@ func (s *Store) CreateInvocations(ctx context.Context, commandID string, rows []
 		batch[i] = r
 	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for chunk := range slices.Chunk(batch, inChunk) {
-			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&chunk).Error; err != nil {
+		for chunk := range slices.Chunk(batch, s.insertRows(len(invocationInsertColumns))) {
+			err := tx.Select(invocationInsertColumns).Clauses(clause.OnConflict{DoNothing: true}).Create(&chunk).Error
+			if err != nil {
 				return err
 			}
 		}
@@ -648,7 +671,7 @@ func (s *Store) SetInvocationStatuses(ctx context.Context, commandID string, cha
 				applied = append(applied, StatusChange{InstanceID: id, Status: k.status, StatusDetails: k.details})
 			}
 		}
-		return insertEvents(tx, commandID, applied, now)
+		return s.insertEvents(tx, commandID, applied, now)
 	})
 	if err != nil {
 		return nil, classify(op, err)
@@ -820,7 +843,7 @@ func (s *Store) AckInvocation(ctx context.Context, k InvocationKey, startedAt ti
 			return nil
 		}
 		changed = &c
-		return insertEvents(tx, k.CommandID, []StatusChange{c}, now)
+		return s.insertEvents(tx, k.CommandID, []StatusChange{c}, now)
 	})
 	if err != nil {
 		return nil, classify(op, err)
@@ -995,7 +1018,7 @@ func (s *Store) CompleteInvocation(ctx context.Context, k InvocationKey, r Invoc
 			return nil
 		}
 		applied = true
-		return insertEvents(tx, k.CommandID, []StatusChange{{
+		return s.insertEvents(tx, k.CommandID, []StatusChange{{
 			InstanceID: k.InstanceID, Status: r.Status, StatusDetails: r.StatusDetails,
 		}}, now)
 	})
@@ -1034,7 +1057,7 @@ func (s *Store) ExpireInvocations(ctx context.Context, commandID string, ids []s
 		for _, id := range inInputOrder(ids, updated) {
 			events = append(events, StatusChange{InstanceID: id, Status: statusTimedOut, StatusDetails: details})
 		}
-		if err := insertEvents(tx, commandID, events, now); err != nil {
+		if err := s.insertEvents(tx, commandID, events, now); err != nil {
 			return err
 		}
 		byID := make(map[string]StatusChange)
@@ -1086,7 +1109,7 @@ func (s *Store) CancelInvocations(ctx context.Context, commandID string, ids []s
 		for _, id := range inInputOrder(ids, updated) {
 			cancelled = append(cancelled, StatusChange{InstanceID: id, Status: statusCancelled, StatusDetails: statusCancelled})
 		}
-		if err := insertEvents(tx, commandID, cancelled, now); err != nil {
+		if err := s.insertEvents(tx, commandID, cancelled, now); err != nil {
 			return err
 		}
 		for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {

@@ -275,7 +275,7 @@ type invocationV2 struct {
 	InstanceID      string     `gorm:"primaryKey;size:20;index:idx_invocations_instance_id"`
 	InstanceName    string     `gorm:"size:256"`
 	DocumentName    string     `gorm:"size:128"`
-	Status          string     `gorm:"size:16;index:idx_invocations_status;not null"`
+	Status          string     `gorm:"size:16;not null"`
 	StatusDetails   string     `gorm:"size:100;not null"`
 	RequestedAt     time.Time  `gorm:"index:idx_invocations_requested_at"`
 	Payload         string     `gorm:"type:text"`
@@ -284,8 +284,8 @@ type invocationV2 struct {
 	AckedAt         *time.Time
 	StartedAt       *time.Time
 	EndedAt         *time.Time
-	CancelRequested bool       `gorm:"not null;default:false;index:idx_invocations_cancel,priority:1"`
-	CancelSentAt    *time.Time `gorm:"index:idx_invocations_cancel,priority:2"`
+	CancelRequested bool       `gorm:"not null;default:false"`
+	CancelSentAt    *time.Time
 	ResponseCode    int        `gorm:"not null;default:-1"`
 	Stdout          string     `gorm:"type:text"`
 	Stderr          string     `gorm:"type:text"`

@@ -100,7 +100,7 @@ route(/^\/commands\/new$/, (view, params) => {
     h("label", { for: input.id }, label), input, hint ? h("div", { class: "muted hint" }, hint) : null, slot(name, input));
 
   const form = h("form", { class: "send", id: "send-form", novalidate: true, onsubmit: (e) => { e.preventDefault(); send(); } },
-    h("section", {}, h("h2", {}, "Document"), field("Document", docSelect, "documentName"), docInfo,
+    h("section", {}, h("h2", {}, "Document"), field("Name", docSelect, "documentName"), docInfo,
       h("h3", {}, "Parameters"), paramBox),
     h("section", {}, h("h2", {}, "Targets"),
       h("div", { class: "radios" },
@@ -253,7 +253,7 @@ route(/^\/commands\/new$/, (view, params) => {
       documents = out.filter((d) => !d.documentType || d.documentType === "Command");
       const want = params.get("document") || "AWS-RunShellScript";
       docSelect.replaceChildren(h("option", { value: "" }, "— choose a document —"),
-        documents.map((d) => h("option", { value: d.name, selected: d.name === want }, d.owner === "Amazon" ? d.name : `${d.name} (${d.owner})`)));
+        ...documents.map((d) => h("option", { value: d.name, selected: d.name === want }, d.owner === "Amazon" ? d.name : `${d.name} (${d.owner})`)));
       renderParams();
     } catch (e) {
       if (!gone) topError.textContent = "Cannot load documents: " + e.message;
@@ -271,8 +271,8 @@ route(/^\/commands\/new$/, (view, params) => {
           box, h("span", { class: "mono" }, n.instanceId), " ", n.name || n.hostname || "",
           h("span", { class: "status " + n.pingStatus, dataset: { status: n.pingStatus } }, n.pingStatus));
       });
-      nodeList.replaceChildren(...(items.length ? items : [h("span", { class: "muted" }, "No managed nodes yet.")]),
-        data.nextToken ? h("p", { class: "muted" }, "The first 100 nodes are listed; type other IDs below, or target by tag.") : null);
+      nodeList.replaceChildren(...(items.length ? items : [h("span", { class: "muted" }, "No managed nodes yet.")]));
+      if (data.nextToken) nodeList.append(h("p", { class: "muted" }, "The first 100 nodes are listed; type other IDs below, or target by tag."));
     } catch (e) {
       if (!gone) nodeList.replaceChildren(h("span", { class: "error" }, "Cannot load nodes: " + e.message));
     }
