@@ -37,6 +37,12 @@ type env struct {
 
 func newEnv(t *testing.T, st *store.Store) *env {
 	t.Helper()
+	return newEnvWith(t, st, nil)
+}
+
+// newEnvWith is newEnv with a Workflows implementation for command tests.
+func newEnvWith(t *testing.T, st *store.Store, wf api.Workflows) *env {
+	t.Helper()
 	e := &env{t: t, st: st, now: time.Now().UTC()}
 	token, err := api.BootstrapAdminToken(context.Background(), st, e.now)
 	if err != nil || token == "" {
@@ -46,6 +52,7 @@ func newEnv(t *testing.T, st *store.Store) *env {
 	h, err := api.New(api.Config{
 		Store:     st,
 		Gateway:   &noGateway{},
+		Workflows: wf,
 		Registry:  prometheus.NewRegistry(),
 		PublicURL: "http://fleet.test",
 		Now:       func() time.Time { return e.now },

@@ -129,14 +129,14 @@ func TestRunCommandInChromium(t *testing.T) {
 	}
 	b.WaitVisible(`#send-node-list [data-instance-id="` + web1 + `"] input`)
 	b.Click(`#send-node-list [data-instance-id="` + web1 + `"] input`)
-	setTextarea(b, "#send-instance-ids", web2)
+	fill(b, "#send-instance-ids", web2)
 
 	// Bad submissions show the server's message next to the field and
 	// keep what was typed.
 	b.Click("#send-submit")
 	b.WaitText(`[data-field-error="parameters.commands"]`, "is required")
 	b.WaitText("#send-error", "is required")
-	setTextarea(b, `[name="param-commands"]`, "echo one\necho two")
+	fill(b, `[name="param-commands"]`, "echo one\necho two")
 	b.SetValue("#send-max-concurrency", "abc")
 	b.Click("#send-submit")
 	b.WaitText(`[data-field-error="maxConcurrency"]`, `"abc"`)
@@ -154,11 +154,9 @@ func TestRunCommandInChromium(t *testing.T) {
 	}
 
 	// A good submission lands on the new command's page.
-	b.SetValue("#send-max-concurrency", "10")
+	fill(b, "#send-max-concurrency", "10")
 	b.SetValue("#send-comment", "from the console")
 	b.Click("#send-submit")
-	time.Sleep(time.Second)
-	t.Logf("DEBUG %q %q %q", browsertest.Eval[string](b, `(document.querySelector("#send-error")||{}).textContent`), browsertest.Eval[string](b, `(document.querySelector("#send-max-concurrency")||{}).value`), browsertest.Eval[string](b, `(document.querySelector("#send-comment")||{}).value`))
 	b.WaitVisible(`#command-status[data-status="Pending"]`)
 	eventually(t, "the command to start", func() bool { return len(c.wf.Started()) == 1 })
 	in := c.wf.Started()[0]
@@ -180,7 +178,7 @@ func TestRunCommandInChromium(t *testing.T) {
 	// Targets by tag: a bad row is marked, a good one selects the tagged node.
 	b.Navigate(c.url + "/#/commands/new")
 	b.WaitVisible(`[name="param-commands"]`)
-	setTextarea(b, `[name="param-commands"]`, "uptime")
+	fill(b, `[name="param-commands"]`, "uptime")
 	b.Click("#send-targets-mode-tags")
 	b.SetValue(`[data-target-index="0"] .target-values`, "prod")
 	b.Click("#send-submit")
@@ -219,9 +217,10 @@ func complete(t *testing.T, st *store.Store, k store.InvocationKey, status strin
 	}
 }
 
-// setTextarea fills a textarea as typing would (browsertest.SetValue
-// cannot clear an empty textarea).
-func setTextarea(b *browsertest.Browser, selector, v string) {
+// fill sets an input's value and fires "input", as typing would:
+// browsertest.SetValue cannot clear an empty textarea, nor an input the
+// user typed into.
+func fill(b *browsertest.Browser, selector, v string) {
 	browsertest.Eval[bool](b, fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.focus(); el.value = %q; `+
 		`el.dispatchEvent(new Event("input", {bubbles: true})); return true; })()`, selector, v))
 }

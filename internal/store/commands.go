@@ -87,7 +87,7 @@ type Invocation struct {
 	InstanceID    string    `gorm:"primaryKey;size:20;index:idx_invocations_instance_id"`
 	InstanceName  string    `gorm:"size:256"`
 	DocumentName  string    `gorm:"size:128"`
-	Status        string    `gorm:"size:16;index:idx_invocations_status;not null"`
+	Status        string    `gorm:"size:16;not null"`
 	StatusDetails string    `gorm:"size:100;not null"`
 	RequestedAt   time.Time `gorm:"index:idx_invocations_requested_at"`
 	// Payload is the agentproto.RunCommand JSON the agent receives; set at

@@ -284,8 +284,8 @@ type invocationV2 struct {
 	AckedAt         *time.Time
 	StartedAt       *time.Time
 	EndedAt         *time.Time
-	CancelRequested bool       `gorm:"not null;default:false"`
-	CancelSentAt    *time.Time
+	CancelRequested bool       `gorm:"not null;default:false;index:idx_invocations_cancel,priority:1"`
+	CancelSentAt    *time.Time `gorm:"index:idx_invocations_cancel,priority:2"`
 	ResponseCode    int        `gorm:"not null;default:-1"`
 	Stdout          string     `gorm:"type:text"`
 	Stderr          string     `gorm:"type:text"`
