@@ -22,7 +22,10 @@ func TestHandlerServesTheConsole(t *testing.T) {
 		{"/", "text/html", `<script type="module" src="/main.js">`},
 		{"/app.js", "text/javascript", "export async function api"},
 		{"/pages/instances.js", "text/javascript", "data"},
+		{"/pages/commands.js", "text/javascript", "/commands"},
+		{"/pages/send.js", "text/javascript", "/commands"},
 		{"/style.css", "text/css", ".status.Online"},
+		{"/style.css", "text/css", ".status.Success"},
 		// Unknown paths serve the shell, so a reload on any console URL works.
 		{"/instances/mi-0123456789abcdef0", "text/html", "<main id=\"view\">"},
 		{"/pages", "text/html", "<main id=\"view\">"},

@@ -315,7 +315,7 @@ function followInvocation(panel, commandId, instanceId) {
 
   let first = true;
   const stop = poll(async () => {
-    if (first) { first = false; await detail(); }
+    if (first) { await detail(); first = false; }
     // Each answer carries the text and the status of one read of the row:
     // once both streams were read as final, nothing more can come.
     const [s, s2] = await Promise.all([tail("stdout"), tail("stderr")]);
