@@ -259,6 +259,10 @@ type downloadInputs struct {
 	SourceType      string          `json:"sourceType"`
 	SourceInfo      json.RawMessage `json:"sourceInfo"`
 	DestinationPath string          `json:"destinationPath"`
+	// For sourceType SSMDocument the server resolves the stored document
+	// and sends it along: the agent never reads the document store.
+	DocumentName    string `json:"documentName,omitempty"`
+	DocumentContent string `json:"documentContent,omitempty"`
 }
 
 // DownloadPlugin implements aws:downloadContent for sourceType HTTP: the
@@ -271,8 +275,11 @@ func DownloadPlugin(client *http.Client) Plugin {
 		if err := decodeInputs(step.Inputs, &in); err != nil {
 			return -1, err
 		}
+		if in.SourceType == "SSMDocument" {
+			return writeDocument(env, in)
+		}
 		if in.SourceType != "HTTP" {
-			return -1, fmt.Errorf("sourceType %q is not supported by this agent (HTTP only)", in.SourceType)
+			return -1, fmt.Errorf("sourceType %q is not supported by this agent (HTTP and SSMDocument)", in.SourceType)
 		}
 		info, err := stringMapInput(in.SourceInfo)
 		if err != nil {
@@ -335,6 +342,27 @@ func downloadDestination(workDir, dest string, u *url.URL) (string, error) {
 		return "", fmt.Errorf("create destination dir: %w", err)
 	}
 	return dest, nil
+}
+
+// writeDocument saves a stored document the server sent with the step as
+// <destination>/<name>.json (or at destinationPath when it names a file).
+func writeDocument(env StepEnv, in downloadInputs) (int, error) {
+	if in.DocumentName == "" || strings.ContainsAny(in.DocumentName, "/\\") {
+		return -1, fmt.Errorf("sourceType SSMDocument without a resolved document")
+	}
+	dest, err := downloadDestination(env.WorkDir, in.DestinationPath, &url.URL{Path: "/" + in.DocumentName + ".json"})
+	if err != nil {
+		return -1, err
+	}
+	tmp := dest + ".tmp"
+	if err := os.WriteFile(tmp, []byte(in.DocumentContent), 0o644); err != nil {
+		return 1, fmt.Errorf("write %s: %w", dest, err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return 1, fmt.Errorf("write %s: %w", dest, err)
+	}
+	fmt.Fprintf(env.Stdout, "Content downloaded to %s (%d bytes)\n", dest, len(in.DocumentContent))
+	return 0, nil
 }
 
 // download fetches rawURL into dest through a temp file in dest's dir.

@@ -493,6 +493,16 @@ func TestDownloadContent(t *testing.T) {
 	res = waitResult(t, c.s, "c14:404", 1)
 	assert.Equal(t, agentproto.StatusFailed, res.Status)
 	assert.Contains(t, res.Steps[0].Stderr, "HTTP 404")
+
+	// A stored document arrives resolved by the server and lands as NAME.json.
+	raw, _ := json.Marshal(map[string]any{"sourceType": "SSMDocument", "sourceInfo": `{"name":"Tools"}`, "destinationPath": dest,
+		"documentName": "Tools", "documentContent": `{"schemaVersion":"2.2"}`})
+	c.deliver(t, r, agentproto.TypeRunCommand, invocation1("c14:doc", agentproto.Step{Name: "doc", Action: ActionDownloadContent, Inputs: raw}))
+	res = waitResult(t, c.s, "c14:doc", 1)
+	require.Equal(t, agentproto.StatusSuccess, res.Status, "%+v", res.Steps)
+	b, err = os.ReadFile(filepath.Join(dest, "Tools.json"))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"schemaVersion":"2.2"}`, string(b))
 }
 
 func TestOutputCaptureKeepsValidUTF8(t *testing.T) {

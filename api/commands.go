@@ -338,6 +338,11 @@ func (s *Server) render(ctx context.Context, doc *document.Document, params map[
 			out = append(out, nested...)
 			continue
 		}
+		if st.Action == document.ActionDownloadContent && !st.Skipped {
+			if err := s.attachDocument(ctx, st); err != nil {
+				return nil, err
+			}
+		}
 		inputs, err := json.Marshal(st.Inputs)
 		if err != nil {
 			return nil, fmt.Errorf("encode step %s: %w", st.Name, err)
@@ -382,6 +387,30 @@ func (s *Server) expandRunDocument(ctx context.Context, st document.Step, platfo
 		steps[i].Name = st.Name + "." + steps[i].Name
 	}
 	return steps, nil
+}
+
+// attachDocument resolves an aws:downloadContent step whose source is a
+// stored document and puts its content in the step, so the agent needs no
+// access to the document store.
+func (s *Server) attachDocument(ctx context.Context, st document.Step) error {
+	in, err := st.Download()
+	if err != nil {
+		return renderError(err)
+	}
+	if in.SourceType != "SSMDocument" {
+		return nil
+	}
+	version, err := parseDocumentVersion("sourceInfo.name", in.DocumentVersion)
+	if err != nil {
+		return err
+	}
+	d, err := s.loadDocument(ctx, in.DocumentName, version)
+	if err != nil {
+		return fmt.Errorf("step %s: %w", st.Name, err)
+	}
+	st.Inputs["documentName"] = d.row.Name
+	st.Inputs["documentContent"] = d.row.Content
+	return nil
 }
 
 // paramError maps a document parameter problem to 400 naming

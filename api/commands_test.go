@@ -262,3 +262,56 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func TestSendCommandExpandsStoredDocuments(t *testing.T) {
+	st := storetest.OpenDialect(t, "sqlite")
+	wf := &recordingWorkflows{}
+	e := newEnvWith(t, st, wf)
+	node := e.node(`{"Env":"prod"}`)
+	inner := "schemaVersion: '2.2'\nparameters:\n  msg: {type: String}\nmainSteps:\n  - action: aws:runShellScript\n    name: say\n    inputs:\n      runCommand: ['echo {{ msg }}']\n"
+	outer := `schemaVersion: '2.2'
+mainSteps:
+  - action: aws:runDocument
+    name: nested
+    inputs:
+      documentType: SSMDocument
+      documentPath: Inner
+      documentParameters: {msg: hi}
+  - action: aws:downloadContent
+    name: fetch
+    inputs:
+      sourceType: SSMDocument
+      sourceInfo: '{"name":"Inner:1"}'
+      destinationPath: docs
+`
+	for name, content := range map[string]string{"Inner": inner, "Outer": outer} {
+		if r := e.do("POST", "/v1/documents", mustJSON(map[string]string{"name": name, "content": content})); r.status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", name, r.status, r.raw)
+		}
+	}
+	r := e.do("POST", "/v1/commands", `{"documentName":"Outer","instanceIds":["`+node+`"]}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("send: %d %s", r.status, r.raw)
+	}
+	c, err := st.GetCommand(context.Background(), wf.started[0].CommandID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps map[string][]agentproto.Step
+	if err := json.Unmarshal([]byte(c.Steps), &steps); err != nil {
+		t.Fatal(err)
+	}
+	linux := steps["Linux"]
+	if len(linux) != 2 || linux[0].Name != "nested.say" || !strings.Contains(string(linux[0].Inputs), `"echo hi"`) {
+		t.Fatalf("aws:runDocument not expanded: %+v", linux)
+	}
+	if !strings.Contains(string(linux[1].Inputs), `"documentContent":`) || !strings.Contains(string(linux[1].Inputs), `"documentName":"Inner"`) {
+		t.Errorf("aws:downloadContent from a stored document carries no content: %s", linux[1].Inputs)
+	}
+	// A nested document that does not exist is refused at send time.
+	bad := strings.Replace(outer, "documentPath: Inner", "documentPath: Missing", 1)
+	e.do("PUT", "/v1/documents/Outer", mustJSON(map[string]string{"content": bad}))
+	if r := e.do("POST", "/v1/commands", `{"documentName":"Outer","documentVersion":"$LATEST","instanceIds":["`+node+`"]}`); r.status != http.StatusBadRequest {
+		t.Errorf("missing nested document: %d %s", r.status, r.raw)
+	}
+}
