@@ -45,8 +45,10 @@ fuzz: ## short fuzz runs of every parser
 	  done; \
 	done
 
-bench: build ## benchmarks (figures go to BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+BENCH_TIMEOUT ?= 60m
+
+bench: build ## load benchmarks of the embedded stack, one run each (figures in BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout $(BENCH_TIMEOUT) ./internal/e2e/
 
 lint: ## gofmt, go vet, staticcheck, workflowcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

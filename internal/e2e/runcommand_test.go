@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -218,6 +220,44 @@ func testRunCommand(t *testing.T, dialect string) {
 		}
 	})
 
+	t.Run("LiveOutputAndFollow", func(t *testing.T) {
+		// Output is stored while the step runs, before the result.
+		var sent struct{ Command commandJSON }
+		s.cli(&sent, "command", "send", "--document", "AWS-RunShellScript", "--instance-ids", ids[1],
+			"--param", "commands=echo first; sleep 3; echo second")
+		id := sent.Command.CommandID
+		eventually(t, 20*time.Second, "first line streamed while running", func() error {
+			b, _, err := s.api("GET", "/v1/commands/"+id+"/invocations/"+ids[1]+"/output")
+			if err != nil {
+				return err
+			}
+			if inv := s.invocation(id, ids[1]); inv.Status != "InProgress" {
+				return fmt.Errorf("invocation is %s, output %q", inv.Status, b)
+			}
+			if string(b) != "first\n" {
+				return fmt.Errorf("output so far %q", b)
+			}
+			return nil
+		})
+		s.waitCommand(id, 30*time.Second)
+
+		// --follow prints each node's lines as they come, and exits non-zero
+		// when the command does not succeed.
+		stdout, stderr, err := s.tryCLI("command", "send", "--document", "AWS-RunShellScript", "--instance-ids", ids[0]+","+ids[2],
+			"--max-errors", "2", "--param", "commands=echo out-$AWS_SSM_INSTANCE_ID; echo err >&2; exit 4", "--follow")
+		if code := exitCode(err); code != 2 {
+			t.Errorf("--follow on a failing command exited %d (%v), want 2\n%s", code, err, stderr)
+		}
+		for _, inst := range []string{ids[0], ids[2]} {
+			if !strings.Contains(stdout, "["+inst+"] out-"+inst+"\n") || !strings.Contains(stdout, "["+inst+" stderr] err\n") {
+				t.Errorf("--follow output lacks %s's lines:\n%s", inst, stdout)
+			}
+		}
+		if !strings.Contains(stderr, "Failed") {
+			t.Errorf("--follow summary %q does not say Failed", stderr)
+		}
+	})
+
 	t.Run("BadParameterRefusedBeforeDispatch", func(t *testing.T) {
 		before := len(s.commands())
 		stdout, stderr, err := s.tryCLI("command", "send", "--document", "AWS-RunShellScript", "--instance-ids", ids[0],
@@ -343,6 +383,17 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
 
 type interval struct{ start, end int64 }

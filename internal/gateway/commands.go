@@ -22,6 +22,7 @@ type CommandStore interface {
 	Outbox(ctx context.Context, limit int) ([]store.OutboxItem, error)
 	Unacked(ctx context.Context, instanceID string) ([]store.OutboxItem, error)
 	MarkSent(ctx context.Context, keys []store.InvocationKey, now time.Time) error
+	ClaimForSending(ctx context.Context, keys []store.InvocationKey, now time.Time) ([]store.InvocationKey, error)
 	MarkCancelSent(ctx context.Context, keys []store.InvocationKey, now time.Time) error
 	AckInvocation(ctx context.Context, k store.InvocationKey, startedAt, now time.Time) (*store.StatusChange, error)
 	AppendOutput(ctx context.Context, k store.InvocationKey, stream string, offset int64, data string, maxBytes int) error
@@ -146,31 +147,43 @@ func (r *CommandRelay) deliver(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var sent, cancels []store.InvocationKey
+	var runs []store.InvocationKey
+	payloads := map[store.InvocationKey]string{}
+	var cancels []store.InvocationKey
 	for _, it := range items {
 		if !r.g.IsConnected(it.InstanceID) {
 			continue // another replica holds it, or it just left
 		}
-		if err := r.send(ctx, it); err != nil {
-			r.log.Debug("send invocation", "instanceId", it.InstanceID, "commandId", it.CommandID, "err", err)
-			continue
-		}
 		k := store.InvocationKey{CommandID: it.CommandID, InstanceID: it.InstanceID}
 		if it.Cancel {
-			cancels = append(cancels, k)
-		} else {
-			sent = append(sent, k)
+			if r.send(ctx, it) == nil {
+				cancels = append(cancels, k)
+			}
+			continue
 		}
+		runs = append(runs, k)
+		payloads[k] = it.Payload
 	}
 	now := r.cfg.Now()
-	if len(sent) > 0 {
-		if err := r.cfg.Store.MarkSent(ctx, sent, now); err != nil {
-			return err
-		}
-	}
 	if len(cancels) > 0 {
 		if err := r.cfg.Store.MarkCancelSent(ctx, cancels, now); err != nil {
 			return err
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	// Claim before writing: a cancel or another replica may have won since
+	// the outbox was read. A claimed item that fails to go out is resent
+	// when its agent reconnects.
+	claimed, err := r.cfg.Store.ClaimForSending(ctx, runs, now)
+	if err != nil {
+		return err
+	}
+	for _, k := range claimed {
+		it := store.OutboxItem{CommandID: k.CommandID, InstanceID: k.InstanceID, Payload: payloads[k]}
+		if err := r.send(ctx, it); err != nil {
+			r.log.Debug("send invocation", "instanceId", k.InstanceID, "commandId", k.CommandID, "err", err)
 		}
 	}
 	return nil

@@ -679,16 +679,22 @@ func (s *Store) SetInvocationStatuses(ctx context.Context, commandID string, cha
 	return applied, nil
 }
 
-// Outbox returns up to limit (0: DefaultMaxResults) items that gateways
-// should send now, all for instances that are Online: first cancel requests
-// for invocations that were sent and are not terminal, whose cancel was not
-// passed on yet; then invocations dispatched but not sent, not terminal and
-// not being cancelled, oldest dispatch first. Offline instances are left
-// out so that they cannot fill the page; their agents get their items from
-// Unacked when they reconnect.
+// maxOutbox caps one Outbox read.
+const maxOutbox = 10000
+
+// Outbox returns up to limit (0: DefaultMaxResults; at most 10,000) items
+// that gateways should send now, all for instances that are Online: first
+// cancel requests for invocations that were sent and are not terminal,
+// whose cancel was not passed on yet; then invocations dispatched but not
+// sent, not terminal and not being cancelled, oldest dispatch first.
+// Offline instances are left out so that they cannot fill the page; their
+// agents get their items from Unacked when they reconnect.
 func (s *Store) Outbox(ctx context.Context, limit int) ([]OutboxItem, error) {
 	const op = "read outbox"
-	limit = pageSize(limit)
+	if limit <= 0 {
+		limit = DefaultMaxResults
+	}
+	limit = min(limit, maxOutbox)
 	online := "JOIN instances ON instances.instance_id = invocations.instance_id AND instances.ping_status = ?"
 	order := "invocations.dispatched_at, invocations.command_id, invocations.instance_id"
 	db := s.db.WithContext(ctx)
@@ -793,6 +799,44 @@ func (s *Store) markKeys(ctx context.Context, op string, keys []InvocationKey, c
 func (s *Store) MarkSent(ctx context.Context, keys []InvocationKey, now time.Time) error {
 	return s.markKeys(ctx, fmt.Sprintf("mark %d invocations sent", len(keys)), keys,
 		"sent_at", "sent_at IS NULL", nil, now)
+}
+
+// ClaimForSending marks the invocations in keys sent (SentAt = now) where
+// they are still unsent, not cancelled and not terminal, and returns those
+// it marked: only they may be written to an agent. Claiming before sending
+// closes two races: a cancel that lands between a gateway's outbox read and
+// its write (the claim fails, nothing runs), and two replicas sending the
+// same item. A claimed item whose write fails is resent when the agent
+// reconnects (Unacked).
+func (s *Store) ClaimForSending(ctx context.Context, keys []InvocationKey, now time.Time) ([]InvocationKey, error) {
+	op := fmt.Sprintf("claim %d invocations for sending", len(keys))
+	cmds, byCmd := groupByCommand(keys)
+	var claimed []InvocationKey
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		claimed = claimed[:0]
+		for _, c := range cmds {
+			if err := s.lockCommandEvents(tx, c); err != nil {
+				return err
+			}
+			for chunk := range slices.Chunk(uniqueIDs(byCmd[c]), inChunk) {
+				var ids []string
+				err := tx.Raw("UPDATE invocations SET sent_at = ? WHERE command_id = ? AND instance_id IN ? "+
+					"AND sent_at IS NULL AND cancel_requested = ? AND status NOT IN ? RETURNING instance_id",
+					now.UTC(), c, chunk, false, terminalStatuses).Scan(&ids).Error
+				if err != nil {
+					return err
+				}
+				for _, id := range ids {
+					claimed = append(claimed, InvocationKey{CommandID: c, InstanceID: id})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	return claimed, nil
 }
 
 // MarkCancelSent records that a gateway passed the cancel requests of the

@@ -795,3 +795,29 @@ func TestListInvocations(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrInvalidArgument)
 	})
 }
+
+func TestClaimForSendingLosesToCancel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := ctxT(t)
+		now := time.Now()
+		cmdID, ids := "cmd-claim", []string{"mi-00000000000000a01", "mi-00000000000000a02"}
+		seedCommand(t, st, newCommand(cmdID, now), ids...)
+		require.NoError(t, st.QueueInvocations(ctx, cmdID, map[string]string{ids[0]: "p0", ids[1]: "p1"}, now))
+		// A cancel lands after the outbox read, before the send.
+		if _, err := st.CancelInvocations(ctx, cmdID, ids[:1], now); err != nil {
+			t.Fatal(err)
+		}
+		keys := []store.InvocationKey{{CommandID: cmdID, InstanceID: ids[0]}, {CommandID: cmdID, InstanceID: ids[1]}}
+		claimed, err := st.ClaimForSending(ctx, keys, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(claimed) != 1 || claimed[0].InstanceID != ids[1] {
+			t.Fatalf("claimed %+v, want only the uncancelled invocation", claimed)
+		}
+		// A second replica claiming the same items gets nothing.
+		if again, err := st.ClaimForSending(ctx, keys, now); err != nil || len(again) != 0 {
+			t.Errorf("second claim %+v, %v; want none", again, err)
+		}
+	})
+}
