@@ -213,15 +213,6 @@ func TestMaxErrorsCutoff(t *testing.T) {
 				assert.False(t, s.dispatched(id), "%s was sent yet Terminated", id)
 			}
 			assert.Equal(t, tt.targets, out.res.CompletedCount)
-			if !tt.wantExact {
-				// Invocations were still running at the cut-off: readers
-				// see Terminated before the command ends.
-				var recorded bool
-				for _, r := range s.records {
-					recorded = recorded || len(r.Terminated) > 0
-				}
-				assert.True(t, recorded)
-			}
 		})
 	}
 }
