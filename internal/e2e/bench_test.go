@@ -67,6 +67,8 @@ func benchSwarm(b *testing.B, n int) {
 		mib(procStatusKB(swarm.cmd.Process.Pid, "VmRSS")))
 
 	for i := 0; i < b.N; i++ {
+		cpu := newCPUMeter(map[string]int{"server": s.server.cmd.Process.Pid, "swarm": swarm.cmd.Process.Pid,
+			"temporal": temporalPID(s.temporalAddr), "bench": os.Getpid()})
 		r := runToAll(b, s, map[string]any{
 			"documentName":   "FleetOps-Noop",
 			"targets":        []map[string]any{{"key": "tag:Bench", "values": []string{"x"}}},
@@ -84,6 +86,7 @@ func benchSwarm(b *testing.B, n int) {
 			r.dispatchP50.Round(time.Millisecond), r.dispatchP99.Round(time.Millisecond), r.dispatchMax.Round(time.Millisecond),
 			rss, mib(procStatusKB(swarm.cmd.Process.Pid, "VmRSS")), mib(temporalRSSKB(s.temporalAddr)))
 		b.Logf("started/ended by second: %s", r.timeline)
+		b.Logf("CPU used from send to final status seen: %s", cpu)
 		if r.status != "Success" {
 			b.Fatalf("command %s ended %s, want Success", r.commandID, r.status)
 		}
@@ -644,9 +647,60 @@ func procStatusKB(pid int, field string) int {
 	return 0
 }
 
-// temporalRSSKB is the resident size of the temporal dev server listening
-// on addr's port, found by its command line; 0 when not found.
-func temporalRSSKB(addr string) int {
+// cpuSeconds is the user+system CPU time a process has used so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+}
+
+// cpuMeter measures the CPU time named processes use over an interval.
+type cpuMeter struct {
+	names []string
+	pids  []int
+	start []float64
+	at    time.Time
+}
+
+func newCPUMeter(procs map[string]int) *cpuMeter {
+	m := &cpuMeter{at: time.Now()}
+	for name := range procs {
+		m.names = append(m.names, name)
+	}
+	slices.Sort(m.names)
+	for _, name := range m.names {
+		m.pids = append(m.pids, procs[name])
+		m.start = append(m.start, cpuSeconds(procs[name]))
+	}
+	return m
+}
+
+// String reports CPU seconds per process and the machine's core-seconds.
+func (m *cpuMeter) String() string {
+	var parts []string
+	for i, name := range m.names {
+		parts = append(parts, fmt.Sprintf("%s %.1fs", name, cpuSeconds(m.pids[i])-m.start[i]))
+	}
+	return fmt.Sprintf("%s of %.1f core-seconds (%d cores × %s)", strings.Join(parts, ", "),
+		float64(runtime.NumCPU())*time.Since(m.at).Seconds(), runtime.NumCPU(), time.Since(m.at).Round(100*time.Millisecond))
+}
+
+// temporalPID is the pid of the temporal dev server listening on addr's
+// port, found by its command line; 0 when not found.
+func temporalPID(addr string) int {
 	_, port, _ := strings.Cut(addr, ":")
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -659,12 +713,18 @@ func temporalRSSKB(addr string) int {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
-		if len(args) < 2 || filepath.Base(args[0]) != "temporal" {
-			continue
+		if len(args) >= 2 && filepath.Base(args[0]) == "temporal" && slices.Contains(args, port) {
+			return pid
 		}
-		if slices.Contains(args, port) {
-			return procStatusKB(pid, "VmRSS")
-		}
+	}
+	return 0
+}
+
+// temporalRSSKB is the resident size of the temporal dev server listening
+// on addr's port, found by its command line; 0 when not found.
+func temporalRSSKB(addr string) int {
+	if pid := temporalPID(addr); pid != 0 {
+		return procStatusKB(pid, "VmRSS")
 	}
 	return 0
 }

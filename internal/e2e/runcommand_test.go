@@ -276,6 +276,23 @@ func testRunCommand(t *testing.T, dialect string) {
 		}
 	})
 
+	t.Run("Metrics", func(t *testing.T) {
+		b, _, err := s.api("GET", "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			`fleetops_commands{status="Success"}`, `fleetops_commands{status="Failed"}`,
+			`fleetops_invocation_results_total{status="Success"}`, `fleetops_invocation_results_total{status="Cancelled"}`,
+			"fleetops_invocations_in_flight 0", "fleetops_invocations_queued_offline 0",
+			"fleetops_command_dispatch_latency_seconds_count", "fleetops_command_execution_duration_seconds_count",
+		} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+
 	t.Run("UserDocumentWithEnvVarParameter", func(t *testing.T) {
 		doc := filepath.Join(shared, "greet.yaml")
 		content := `schemaVersion: "2.2"

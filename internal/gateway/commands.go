@@ -55,8 +55,8 @@ type CommandRelay struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	mu        sync.Mutex
-	maxOutput map[string]int // command ID → MaxOutputBytes, for output appends
+	mu       sync.Mutex
+	commands map[string]commandInfo // a cache: acks and output need these per message
 
 	dispatchLatency prometheus.Histogram
 	execDuration    prometheus.Histogram
@@ -82,8 +82,8 @@ func NewCommandRelay(g *Gateway, cfg RelayConfig) (*CommandRelay, error) {
 	}
 	r := &CommandRelay{
 		cfg: cfg, g: g, log: cfg.Logger.With("component", "command-relay"),
-		wake:      make(chan struct{}, 1),
-		maxOutput: map[string]int{},
+		wake:     make(chan struct{}, 1),
+		commands: map[string]commandInfo{},
 		dispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fleetops_command_dispatch_latency_seconds",
 			Help:    "Time from an invocation's request to its start on the node.",
@@ -261,8 +261,8 @@ func (r *CommandRelay) onAck(ctx context.Context, instanceID string, env agentpr
 		return err
 	}
 	if change != nil && !ack.StartedAt.IsZero() {
-		if cmd, err := r.cfg.Store.GetCommand(ctx, k.CommandID); err == nil {
-			r.dispatchLatency.Observe(ack.StartedAt.Sub(cmd.RequestedAt).Seconds())
+		if cmd, err := r.command(ctx, k.CommandID); err == nil {
+			r.dispatchLatency.Observe(ack.StartedAt.Sub(cmd.requestedAt).Seconds())
 		}
 	}
 	return nil
@@ -280,31 +280,38 @@ func (r *CommandRelay) onOutput(ctx context.Context, instanceID string, env agen
 	if out.Stream != agentproto.StreamStdout && out.Stream != agentproto.StreamStderr {
 		return fmt.Errorf("unknown output stream %q", truncate(out.Stream, 20))
 	}
-	limit, err := r.outputLimit(ctx, k.CommandID)
+	cmd, err := r.command(ctx, k.CommandID)
 	if err != nil {
 		return err
 	}
-	return r.cfg.Store.AppendOutput(ctx, k, out.Stream, out.Offset, out.Data, limit)
+	return r.cfg.Store.AppendOutput(ctx, k, out.Stream, out.Offset, out.Data, cmd.maxOutputBytes)
 }
 
-func (r *CommandRelay) outputLimit(ctx context.Context, commandID string) (int, error) {
+// commandInfo is what the relay needs of a command for each message.
+type commandInfo struct {
+	requestedAt    time.Time
+	maxOutputBytes int
+}
+
+func (r *CommandRelay) command(ctx context.Context, commandID string) (commandInfo, error) {
 	r.mu.Lock()
-	limit, ok := r.maxOutput[commandID]
+	info, ok := r.commands[commandID]
 	r.mu.Unlock()
 	if ok {
-		return limit, nil
+		return info, nil
 	}
 	cmd, err := r.cfg.Store.GetCommand(ctx, commandID)
 	if err != nil {
-		return 0, err
+		return commandInfo{}, err
 	}
+	info = commandInfo{requestedAt: cmd.RequestedAt, maxOutputBytes: cmd.MaxOutputBytes}
 	r.mu.Lock()
-	if len(r.maxOutput) > 10000 {
-		clear(r.maxOutput) // a cache, not a registry: refill on demand
+	if len(r.commands) > 10000 {
+		clear(r.commands) // a cache, not a registry: refill on demand
 	}
-	r.maxOutput[commandID] = cmd.MaxOutputBytes
+	r.commands[commandID] = info
 	r.mu.Unlock()
-	return cmd.MaxOutputBytes, nil
+	return info, nil
 }
 
 // stepOutputChars bounds the output kept per step in StepResults, as SSM's
