@@ -27,6 +27,7 @@ type Store interface {
 	ResolveTargets(ctx context.Context, targets []store.Target) ([]store.Instance, error)
 	InstancesByID(ctx context.Context, ids []string) (map[string]store.Instance, error)
 	CreateInvocations(ctx context.Context, commandID string, rows []store.Invocation) error
+	CountInvocations(ctx context.Context, commandID string) (map[string]int, error)
 	QueueInvocations(ctx context.Context, commandID string, payloads map[string]string, now time.Time) error
 	SetInvocationStatuses(ctx context.Context, commandID string, changes []store.StatusChange, onlyFrom []string, now time.Time) ([]store.StatusChange, error)
 	InvocationEvents(ctx context.Context, commandID string, after int64, limit int) ([]store.InvocationEvent, error)
@@ -46,12 +47,7 @@ type Config struct {
 	// 50ms); HeartbeatInterval how often it heartbeats (default 5s).
 	PollInterval      time.Duration
 	HeartbeatInterval time.Duration
-	// GapGrace is how long AwaitResults waits for an event ID gap to fill
-	// before treating it as a rolled-back insert (default 2s). On
-	// PostgreSQL, sequence values are taken at insert but become visible at
-	// commit, so a lower ID can appear after a higher one.
-	GapGrace time.Duration
-	Now      func() time.Time
+	Now               func() time.Time
 }
 
 // Activities holds the Run Command activities.
@@ -76,9 +72,6 @@ func New(cfg Config) (*Activities, error) {
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 5 * time.Second
-	}
-	if cfg.GapGrace <= 0 {
-		cfg.GapGrace = 2 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -140,8 +133,20 @@ func (a *Activities) ResolveTargets(ctx context.Context, in workflows.ResolveTar
 			RequestedAt: cmd.RequestedAt,
 		})
 	}
-	if err := a.cfg.Store.CreateInvocations(ctx, cmd.CommandID, rows); err != nil {
-		return workflows.ResolveTargetsResult{}, fmt.Errorf("create invocations: %w", err)
+	// The API usually wrote the rows already, so they are readable when
+	// SendCommand returns; only a workflow started another way needs them.
+	counts, err := a.cfg.Store.CountInvocations(ctx, cmd.CommandID)
+	if err != nil {
+		return workflows.ResolveTargetsResult{}, fmt.Errorf("count invocations: %w", err)
+	}
+	existing := 0
+	for _, n := range counts {
+		existing += n
+	}
+	if existing != len(rows) {
+		if err := a.cfg.Store.CreateInvocations(ctx, cmd.CommandID, rows); err != nil {
+			return workflows.ResolveTargetsResult{}, fmt.Errorf("create invocations: %w", err)
+		}
 	}
 	return workflows.ResolveTargetsResult{InstanceIDs: ids}, nil
 }
@@ -223,8 +228,11 @@ func (a *Activities) DispatchInvocations(ctx context.Context, in workflows.Dispa
 }
 
 // AwaitResults long-polls the command's invocation events after the cursor.
-// Once a change arrives it lingers to batch the ones that follow, so a
-// thousand results cost one workflow event, not a thousand.
+// Once changes arrive it keeps collecting while more keep coming (up to
+// Linger), so a burst of a thousand results costs one workflow event, and a
+// lone acknowledgement is returned at once. The store makes a command's
+// events visible in ID order (SQLite has one writer; PostgreSQL writes
+// them under a per-command lock), so the cursor never skips an event.
 func (a *Activities) AwaitResults(ctx context.Context, in workflows.AwaitResultsInput) (workflows.AwaitResultsResult, error) {
 	maxResults := in.MaxResults
 	if maxResults <= 0 {
@@ -240,23 +248,19 @@ func (a *Activities) AwaitResults(ctx context.Context, in workflows.AwaitResults
 		if err != nil {
 			return out, fmt.Errorf("read invocation events: %w", err)
 		}
-		now := a.cfg.Now()
 		for _, ev := range events {
-			// A gap may be an insert that is not committed yet: wait for it,
-			// unless it is older than the grace (a rolled-back insert).
-			if ev.ID != out.Cursor+1 && now.Sub(ev.CreatedAt) < a.cfg.GapGrace {
-				break
-			}
 			out.Cursor = ev.ID
 			out.Results = append(out.Results, workflows.InvocationResult{
 				InstanceID: ev.InstanceID, Status: ev.Status, StatusDetails: ev.StatusDetails,
 			})
 		}
+		now := a.cfg.Now()
 		if len(out.Results) > 0 && lingerUntil.IsZero() {
 			lingerUntil = now.Add(in.Linger)
 		}
 		switch {
 		case len(out.Results) >= maxResults,
+			len(out.Results) > 0 && len(events) == 0, // the burst is over
 			!lingerUntil.IsZero() && !now.Before(lingerUntil),
 			lingerUntil.IsZero() && !now.Before(deadline):
 			return out, nil

@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -120,33 +121,40 @@ func (e eventsOnly) InvocationEvents(_ context.Context, _ string, after int64, l
 	return out, nil
 }
 
-func TestAwaitResultsWaitsForYoungGaps(t *testing.T) {
-	now := time.Now()
-	ev := func(id int64, age time.Duration) store.InvocationEvent {
-		return store.InvocationEvent{ID: id, InstanceID: "mi-0000000000000000" + string(rune('0'+id)), Status: "Success", StatusDetails: "Success", CreatedAt: now.Add(-age)}
+func TestAwaitResultsBatches(t *testing.T) {
+	ev := func(id int64) store.InvocationEvent {
+		return store.InvocationEvent{ID: id, InstanceID: fmt.Sprintf("mi-%017d", id), Status: "Success", StatusDetails: "Success"}
 	}
 	tests := []struct {
 		name       string
-		events     []store.InvocationEvent
+		arrivals   [][]store.InvocationEvent // what each successive poll sees appear
+		max        int
 		wantCursor int64
 		wantN      int
 	}{
-		{"contiguous", []store.InvocationEvent{ev(1, 0), ev(2, 0), ev(3, 0)}, 3, 3},
-		// ID 2 may be an insert not committed yet: stop before the gap.
-		{"young gap", []store.InvocationEvent{ev(1, 0), ev(3, 0)}, 1, 1},
-		// An old gap is a rolled-back insert: go past it.
-		{"old gap", []store.InvocationEvent{ev(1, 0), ev(3, time.Minute)}, 3, 2},
+		// IDs interleave with other commands' events: gaps are normal.
+		{"interleaved IDs", [][]store.InvocationEvent{{ev(4), ev(9), ev(30)}}, 10, 30, 3},
+		{"burst then quiet", [][]store.InvocationEvent{{ev(1)}, {ev(2), ev(3)}, {}, {ev(4)}}, 10, 3, 3},
+		{"capped", [][]store.InvocationEvent{{ev(1), ev(2), ev(3)}}, 2, 2, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var seen []store.InvocationEvent
+			poll := 0
 			acts, err := activities.New(activities.Config{
-				Store: eventsOnly{events: func() []store.InvocationEvent { return tt.events }},
-				Now:   func() time.Time { return now }, PollInterval: time.Millisecond,
+				Store: eventsOnly{events: func() []store.InvocationEvent {
+					if poll < len(tt.arrivals) {
+						seen = append(seen, tt.arrivals[poll]...)
+					}
+					poll++
+					return seen
+				}},
+				PollInterval: time.Millisecond,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := acts.AwaitResults(context.Background(), workflows.AwaitResultsInput{MaxWait: 50 * time.Millisecond, MaxResults: 10})
+			got, err := acts.AwaitResults(context.Background(), workflows.AwaitResultsInput{MaxWait: time.Second, Linger: time.Second, MaxResults: tt.max})
 			if err != nil {
 				t.Fatal(err)
 			}
