@@ -24,6 +24,8 @@ import (
 type Workflows interface {
 	StartCommand(ctx context.Context, in workflows.RunCommandInput) error
 	CancelCommand(ctx context.Context, commandID string, req workflows.CancelRequest) error
+	StartSession(ctx context.Context, in workflows.SessionInput) error
+	TerminateSession(ctx context.Context, sessionID, by string) error
 }
 
 // SendCommand limits (reference 1.1) and ours.

@@ -34,6 +34,9 @@ func (w *recordingWorkflows) StartCommand(_ context.Context, in workflows.RunCom
 	return nil
 }
 
+func (w *recordingWorkflows) StartSession(context.Context, workflows.SessionInput) error { return nil }
+func (w *recordingWorkflows) TerminateSession(context.Context, string, string) error     { return nil }
+
 func (w *recordingWorkflows) CancelCommand(_ context.Context, _ string, req workflows.CancelRequest) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -70,6 +70,15 @@ type Store interface {
 	CountInvocations(ctx context.Context, commandID string) (map[string]int, error)
 	InvocationGauges(ctx context.Context) (inFlight, queuedOffline int, err error)
 	CountCommandsByStatus(ctx context.Context) (map[string]int, error)
+
+	CreateSession(ctx context.Context, s *store.Session) error
+	GetSession(ctx context.Context, id string) (store.Session, error)
+	ListSessions(ctx context.Context, f store.SessionFilter) ([]store.Session, string, error)
+	ConsumeStreamToken(ctx context.Context, id, tokenHash string, now time.Time) (store.Session, error)
+	SetStreamToken(ctx context.Context, id, tokenHash string, expiresAt time.Time) error
+	EndSession(ctx context.Context, id, status, details string, now time.Time) error
+	CountActiveSessions(ctx context.Context, target string) (int, error)
+	Recording(ctx context.Context, id string) (string, error)
 }
 
 // Gateway is the agent connection hub as the API sees it.
@@ -90,9 +99,16 @@ type Config struct {
 	Store    Store
 	Gateway  Gateway
 	Temporal HealthChecker
-	// Workflows starts and cancels commands; nil answers 503 for them.
+	// Workflows starts and cancels commands and sessions; nil answers 503
+	// for them.
 	Workflows Workflows
-	Logger    *slog.Logger
+	// SessionBridge bridges session streams; nil disables sessions.
+	SessionBridge SessionBridge
+	// Sessions are the Session Manager preferences.
+	Sessions SessionPreferences
+	// Webhook receives session audit events; nil sends none.
+	Webhook *Webhook
+	Logger  *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 	// Console serves the web console at /; nil serves none.
@@ -135,6 +151,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Sessions.setDefaults()
 	return nil
 }
 
@@ -194,6 +211,9 @@ func (s *Server) routes() *gin.Engine {
 	agent := r.Group("/agent/v1")
 	agent.POST("/register", s.registerAgent)
 	agent.GET("/connect", s.agentAuth(), s.connectAgent)
+	agent.GET("/sessions/:id/data", s.agentAuth(), s.sessionData)
+	// The stream authenticates with the session's own single-use token.
+	r.GET("/v1/sessions/:id/stream", s.streamSession)
 
 	v1 := r.Group("/v1", s.operatorAuth(), s.audit())
 	v1.GET("/console/config", s.consoleConfig)
@@ -237,6 +257,13 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/commands/:id/invocations/:instanceId", s.getInvocation)
 	v1.GET("/commands/:id/invocations/:instanceId/output", s.invocationOutput)
 	v1.GET("/invocations", s.listInvocations)
+
+	v1.POST("/sessions", s.startSession)
+	v1.GET("/sessions", s.listSessions)
+	v1.GET("/sessions/:id", s.getSession)
+	v1.POST("/sessions/:id/resume", s.resumeSession)
+	v1.POST("/sessions/:id/terminate", s.terminateSession)
+	v1.GET("/sessions/:id/recording", s.sessionRecording)
 	return r
 }
 

@@ -43,6 +43,9 @@ func (f *fakeWorkflows) StartCommand(_ context.Context, in workflows.RunCommandI
 	return nil
 }
 
+func (f *fakeWorkflows) StartSession(context.Context, workflows.SessionInput) error { return nil }
+func (f *fakeWorkflows) TerminateSession(context.Context, string, string) error     { return nil }
+
 func (f *fakeWorkflows) CancelCommand(_ context.Context, id string, req workflows.CancelRequest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime"
@@ -223,8 +224,16 @@ func (c *cli) register(ctx context.Context, f registerFlags) error {
 	return nil
 }
 
+// sessionFlags configure the Session Manager side of `run`.
+type sessionFlags struct {
+	maxSessions int
+	allowRoot   bool
+	user        string
+}
+
 func (c *cli) runCmd() *cobra.Command {
 	var stateDir string
+	var sf sessionFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Connect to the server and stay connected until SIGINT/SIGTERM",
@@ -241,7 +250,19 @@ func (c *cli) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := agent.New(agent.Config{Identity: id, Logger: c.log, Handlers: runner.Handlers(), OnConnect: runner.OnConnect})
+			sessions, err := agent.NewSessionManager(agent.SessionConfig{
+				Identity:          id,
+				Logger:            c.log,
+				MaxSessions:       sf.maxSessions,
+				SessionUser:       sf.user,
+				AllowRootSessions: sf.allowRoot,
+			})
+			if err != nil {
+				return err
+			}
+			handlers := runner.Handlers()
+			maps.Copy(handlers, sessions.Handlers())
+			a, err := agent.New(agent.Config{Identity: id, Logger: c.log, Handlers: handlers, OnConnect: runner.OnConnect})
 			if err != nil {
 				return err
 			}
@@ -252,6 +273,9 @@ func (c *cli) runCmd() *cobra.Command {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), shutdownTimeout)
 			if serr := runner.Shutdown(sctx); serr != nil {
 				c.log.Warn("invocations still running at exit", "error", serr)
+			}
+			if serr := sessions.Shutdown(sctx); serr != nil {
+				c.log.Warn("sessions still running at exit", "error", serr)
 			}
 			cancel()
 			if errors.Is(err, agent.ErrDeregistered) {
@@ -265,6 +289,9 @@ func (c *cli) runCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", defaultStateDir, "directory holding the agent's identity and invocation records")
+	cmd.Flags().IntVar(&sf.maxSessions, "max-sessions", agent.DefaultMaxSessions, "most Session Manager sessions open at once on this node")
+	cmd.Flags().BoolVar(&sf.allowRoot, "allow-root-sessions", false, "allow sessions to run as root (refused by default)")
+	cmd.Flags().StringVar(&sf.user, "session-user", agent.DefaultSessionUser, "OS user sessions run as when the agent runs as root (created if missing)")
 	return cmd
 }
 

@@ -69,6 +69,7 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(),
 		newDocumentCmd(),
 		newCommandCmd(),
+		newSessionCmd(),
 	)
 	return root
 }

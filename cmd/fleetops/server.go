@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,6 +46,23 @@ type serverOptions struct {
 	agentBinaryDir      string
 	trustedProxies      []string
 	log                 logOptions
+	sessions            sessionOptions
+}
+
+// sessionOptions are the Session Manager preferences and outputs.
+type sessionOptions struct {
+	idleTimeout   time.Duration
+	maxDuration   time.Duration
+	runAsUser     string
+	shellProfile  string
+	recording     bool
+	recordInput   bool
+	recordingCap  int64
+	maxPerNode    int
+	maxPerServer  int
+	logSink       string
+	webhookURL    string
+	webhookSecret string
 }
 
 type temporalOptions struct {
@@ -87,6 +106,18 @@ func addServerFlags(cmd *cobra.Command, o *serverOptions) {
 	f.DurationVar(&o.connectionLostAfter, "connection-lost-after", time.Minute, "mark a node ConnectionLost after this long without a heartbeat")
 	f.StringVar(&o.agentBinaryDir, "agent-binary-dir", "", "directory with fleetops-agent binaries to serve (default: next to this executable)")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed for audit source addresses")
+	f.DurationVar(&o.sessions.idleTimeout, "session-idle-timeout", 20*time.Minute, "end a session after this long without input or output")
+	f.DurationVar(&o.sessions.maxDuration, "session-max-duration", 0, "end every session after this long (0: no limit)")
+	f.StringVar(&o.sessions.runAsUser, "session-run-as-user", "", "OS user for shells (default: the agent's session user, fleetops-session)")
+	f.StringVar(&o.sessions.shellProfile, "session-shell-profile", "", "commands run at the start of every shell")
+	f.BoolVar(&o.sessions.recording, "session-recording", true, "record shell sessions (asciicast v2)")
+	f.BoolVar(&o.sessions.recordInput, "session-record-input", false, "also record keystrokes (may capture secrets typed at prompts)")
+	f.Int64Var(&o.sessions.recordingCap, "session-recording-cap", 10<<20, "bytes of recording kept per session")
+	f.IntVar(&o.sessions.maxPerNode, "session-max-per-node", 5, "active sessions allowed per node")
+	f.IntVar(&o.sessions.maxPerServer, "session-max-per-server", 1000, "active sessions allowed in total")
+	f.StringVar(&o.sessions.logSink, "session-log-sink", "", "also stream session I/O as JSON lines: stdout or file:PATH")
+	f.StringVar(&o.sessions.webhookURL, "audit-webhook-url", "", "POST session audit events (HMAC-signed JSON) to this URL")
+	f.StringVar(&o.sessions.webhookSecret, "audit-webhook-secret", "", "HMAC-SHA256 key for --audit-webhook-url signatures")
 	addLogFlags(cmd, &o.log)
 	addTemporalFlags(cmd, &o.temporal)
 }
@@ -202,6 +233,30 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 		st.Close()
 		return nil, err
 	}
+	wf := temporalWorkflows{client: tc, taskQueue: o.temporal.taskQueue}
+	sink, err := openLogSink(o.sessions.logSink)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	bridge, err := gateway.NewSessionBridge(gw, gateway.BridgeConfig{
+		Store: st, Events: wf, Logger: log, Sink: sink, RecordingCap: o.sessions.recordingCap,
+	})
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, err
+	}
+	var webhook *api.Webhook
+	if o.sessions.webhookURL != "" {
+		if o.sessions.webhookSecret == "" {
+			ln.Close()
+			st.Close()
+			return nil, errors.New("--audit-webhook-url needs --audit-webhook-secret to sign deliveries")
+		}
+		webhook = &api.Webhook{URL: o.sessions.webhookURL, Secret: o.sessions.webhookSecret, Logger: log}
+	}
 	binDir := o.agentBinaryDir
 	if binDir == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -209,10 +264,18 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 		}
 	}
 	apiCfg := api.Config{
-		Store:          st,
-		Gateway:        gw,
-		Temporal:       temporalHealth{tc},
-		Workflows:      temporalWorkflows{client: tc, taskQueue: o.temporal.taskQueue},
+		Store:         st,
+		Gateway:       gw,
+		Temporal:      temporalHealth{tc},
+		Workflows:     wf,
+		SessionBridge: bridge,
+		Webhook:       webhook,
+		Sessions: api.SessionPreferences{
+			IdleTimeout: o.sessions.idleTimeout, MaxDuration: o.sessions.maxDuration,
+			RunAsUser: o.sessions.runAsUser, ShellProfile: o.sessions.shellProfile,
+			Recording: o.sessions.recording, RecordInput: o.sessions.recordInput,
+			MaxPerNode: o.sessions.maxPerNode, MaxPerServer: o.sessions.maxPerServer,
+		},
 		Logger:         log,
 		Registry:       reg,
 		Console:        ui.Handler(),
@@ -251,6 +314,7 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return relay.Run(gctx) })
+	g.Go(func() error { return bridge.Run(gctx) })
 	g.Go(func() error {
 		var err error
 		if tlsCfg != nil {
@@ -387,6 +451,69 @@ func (t temporalWorkflows) StartCommand(ctx context.Context, in workflows.RunCom
 	return err
 }
 
+func (t temporalWorkflows) StartSession(ctx context.Context, in workflows.SessionInput) error {
+	_, err := t.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        workflows.SessionWorkflowID(in.SessionID),
+		TaskQueue: t.taskQueue,
+	}, workflows.SessionWorkflowName, in)
+	return err
+}
+
+func (t temporalWorkflows) TerminateSession(ctx context.Context, id, by string) error {
+	return t.signalSession(ctx, id, workflows.SignalSessionTerminate, workflows.SessionTerminate{By: by, Reason: "terminate requested"})
+}
+
+// The session bridge's events become signals to the session's workflow.
+
+func (t temporalWorkflows) SessionConnected(ctx context.Context, id string, n int) error {
+	return t.signalSession(ctx, id, workflows.SignalSessionConnected, workflows.SessionConnection{Connection: n})
+}
+
+func (t temporalWorkflows) SessionDisconnected(ctx context.Context, id string, n int) error {
+	return t.signalSession(ctx, id, workflows.SignalSessionDisconnected, workflows.SessionConnection{Connection: n})
+}
+
+func (t temporalWorkflows) SessionActivity(ctx context.Context, id string) error {
+	return t.signalSession(ctx, id, workflows.SignalSessionActivity, nil)
+}
+
+func (t temporalWorkflows) SessionEnded(ctx context.Context, id, status, details string, code *int) error {
+	return t.signalSession(ctx, id, workflows.SignalSessionEnded, workflows.SessionEnded{Status: status, Details: details, ExitCode: code})
+}
+
+func (t temporalWorkflows) signalSession(ctx context.Context, id, signal string, payload any) error {
+	return t.client.SignalWorkflow(context.WithoutCancel(ctx), workflows.SessionWorkflowID(id), "", signal, payload)
+}
+
 func (t temporalWorkflows) CancelCommand(ctx context.Context, commandID string, req workflows.CancelRequest) error {
 	return t.client.SignalWorkflow(ctx, workflows.CommandWorkflowID(commandID), "", workflows.SignalCancel, req)
+}
+
+// jsonLinesSink writes session log records as JSON lines.
+type jsonLinesSink struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (s *jsonLinesSink) Write(rec gateway.SessionLogRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.enc.Encode(rec)
+}
+
+// openLogSink opens --session-log-sink: "", "stdout" or "file:PATH".
+func openLogSink(spec string) (gateway.LogSink, error) {
+	switch {
+	case spec == "":
+		return nil, nil
+	case spec == "stdout":
+		return &jsonLinesSink{enc: json.NewEncoder(os.Stdout)}, nil
+	case strings.HasPrefix(spec, "file:"):
+		f, err := os.OpenFile(strings.TrimPrefix(spec, "file:"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("session log sink: %w", err)
+		}
+		return &jsonLinesSink{enc: json.NewEncoder(f)}, nil
+	}
+	return nil, fmt.Errorf("--session-log-sink %q: want stdout or file:PATH", spec)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,9 +25,9 @@ type CommandStore interface {
 	MarkSent(ctx context.Context, keys []store.InvocationKey, now time.Time) error
 	ClaimForSending(ctx context.Context, keys []store.InvocationKey, now time.Time) ([]store.InvocationKey, error)
 	MarkCancelSent(ctx context.Context, keys []store.InvocationKey, now time.Time) error
-	AckInvocation(ctx context.Context, k store.InvocationKey, startedAt, now time.Time) (*store.StatusChange, error)
+	AckInvocations(ctx context.Context, acks []store.InvocationAck, now time.Time) ([]store.AckOutcome, error)
 	AppendOutput(ctx context.Context, k store.InvocationKey, stream string, offset int64, data string, maxBytes int) error
-	CompleteInvocation(ctx context.Context, k store.InvocationKey, r store.InvocationReport, now time.Time) (bool, error)
+	CompleteInvocations(ctx context.Context, reports []store.InvocationCompletion, now time.Time) ([]store.CompletionOutcome, error)
 }
 
 // RelayConfig configures a CommandRelay.
@@ -40,7 +41,14 @@ type RelayConfig struct {
 	PollInterval time.Duration
 	// BatchSize bounds one outbox read (default 5000).
 	BatchSize int
-	Now       func() time.Time
+	// FlushSize bounds how many acknowledgements and results one store
+	// write carries (default 500); the queue in front of the writer holds
+	// four times that.
+	FlushSize int
+	// FlushDelay is how long the first queued acknowledgement or result
+	// waits for others before they are written (default 10ms).
+	FlushDelay time.Duration
+	Now        func() time.Time
 }
 
 // CommandRelay carries Run Command invocations between the store's outbox
@@ -49,11 +57,26 @@ type RelayConfig struct {
 // stores acknowledgements, output and results as they arrive. Delivery is
 // at-least-once; the agent's memory of invocation IDs makes execution
 // at-most-once.
+//
+// Acknowledgements and results are not written one transaction per
+// message: the handlers queue them and one writer (started by Run) stores
+// up to FlushSize at a time, a transaction for the acks and one for the
+// results, which is what lets a gateway keep up with thousands of agents.
+// A result is confirmed to its agent (command_result_ack) only after it
+// committed; the agent resends unconfirmed results when it reconnects, so
+// a queue lost in a crash loses nothing. Output chunks are written as they
+// come, in the reading goroutine, so each stream stays in order and is
+// stored before the result that follows it.
 type CommandRelay struct {
 	cfg  RelayConfig
 	g    *Gateway
 	log  *slog.Logger
 	wake chan struct{}
+
+	queue    chan report   // acks and results, for the writer
+	stopped  chan struct{} // closed when the writer has stopped
+	stopOnce sync.Once
+	senders  sync.WaitGroup // goroutines confirming results to agents
 
 	mu       sync.Mutex
 	commands map[string]commandInfo // a cache: acks and output need these per message
@@ -77,12 +100,20 @@ func NewCommandRelay(g *Gateway, cfg RelayConfig) (*CommandRelay, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 5000
 	}
+	if cfg.FlushSize <= 0 {
+		cfg.FlushSize = 500
+	}
+	if cfg.FlushDelay <= 0 {
+		cfg.FlushDelay = 10 * time.Millisecond
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	r := &CommandRelay{
 		cfg: cfg, g: g, log: cfg.Logger.With("component", "command-relay"),
 		wake:     make(chan struct{}, 1),
+		queue:    make(chan report, 4*cfg.FlushSize),
+		stopped:  make(chan struct{}),
 		commands: map[string]commandInfo{},
 		dispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fleetops_command_dispatch_latency_seconds",
@@ -122,8 +153,20 @@ func (r *CommandRelay) Wake() {
 	}
 }
 
-// Run delivers the outbox until ctx ends.
+// Run delivers the outbox and stores the queued acknowledgements and
+// results until ctx ends; then it writes what is queued already (within a
+// few seconds) and returns once the writer and its result confirmations
+// are done. Call it once.
 func (r *CommandRelay) Run(ctx context.Context) error {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		r.writeLoop(ctx)
+	}()
+	defer func() {
+		<-writerDone
+		r.senders.Wait()
+	}()
 	t := time.NewTicker(r.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -252,20 +295,7 @@ func (r *CommandRelay) onAck(ctx context.Context, instanceID string, env agentpr
 	if err != nil {
 		return err
 	}
-	now := r.cfg.Now()
-	change, err := r.cfg.Store.AckInvocation(ctx, k, ack.StartedAt, now)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("ack for unknown invocation %s", ack.InvocationID)
-	}
-	if err != nil {
-		return err
-	}
-	if change != nil && !ack.StartedAt.IsZero() {
-		if cmd, err := r.command(ctx, k.CommandID); err == nil {
-			r.dispatchLatency.Observe(ack.StartedAt.Sub(cmd.requestedAt).Seconds())
-		}
-	}
-	return nil
+	return r.enqueue(ctx, report{instanceID: instanceID, invocationID: ack.InvocationID, key: k, startedAt: ack.StartedAt})
 }
 
 func (r *CommandRelay) onOutput(ctx context.Context, instanceID string, env agentproto.Envelope) error {
@@ -331,7 +361,7 @@ func (r *CommandRelay) onResult(ctx context.Context, instanceID string, env agen
 	if !ok {
 		return fmt.Errorf("result with unknown status %q", truncate(res.Status, 20))
 	}
-	report := store.InvocationReport{
+	rep := store.InvocationReport{
 		Status: status, StatusDetails: details, ResponseCode: -1,
 		StartedAt: res.StartedAt, EndedAt: res.EndedAt,
 	}
@@ -340,40 +370,23 @@ func (r *CommandRelay) onResult(ctx context.Context, instanceID string, env agen
 	for i, s := range res.Steps {
 		stdout.WriteString(s.Stdout)
 		stderr.WriteString(s.Stderr)
-		report.StdoutTruncated = report.StdoutTruncated || s.Truncated
-		report.StderrTruncated = report.StderrTruncated || s.Truncated
+		rep.StdoutTruncated = rep.StdoutTruncated || s.Truncated
+		rep.StderrTruncated = rep.StderrTruncated || s.Truncated
 		if s.Status != agentproto.StatusSkipped && s.ResponseCode != -1 {
-			report.ResponseCode = s.ResponseCode
+			rep.ResponseCode = s.ResponseCode
 		}
 		s.Stdout, s.Stderr = truncateRunes(s.Stdout, stepOutputChars), truncateRunes(s.Stderr, stepOutputChars)
 		steps[i] = s
 	}
-	report.Stdout, report.Stderr = stdout.String(), stderr.String()
+	rep.Stdout, rep.Stderr = stdout.String(), stderr.String()
 	b, err := json.Marshal(steps)
 	if err != nil {
 		return err
 	}
-	report.StepResults = string(b)
-	applied, err := r.cfg.Store.CompleteInvocation(ctx, k, report, r.cfg.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		// Nothing to store it in (the command was deleted): let the agent
-		// forget it rather than resend forever.
-		applied, err = false, nil
-	}
-	if err != nil {
-		return err // no ack: the agent resends on its next connection
-	}
-	if applied {
-		r.results.WithLabelValues(status).Inc()
-		if !res.StartedAt.IsZero() && res.EndedAt.After(res.StartedAt) {
-			r.execDuration.Observe(res.EndedAt.Sub(res.StartedAt).Seconds())
-		}
-	}
-	ack, err := agentproto.NewEnvelope(agentproto.TypeCommandResultAck, agentproto.CommandResultAck{InvocationID: res.InvocationID})
-	if err != nil {
-		return err
-	}
-	return r.g.Send(ctx, instanceID, ack)
+	rep.StepResults = string(b)
+	return r.enqueue(ctx, report{
+		instanceID: instanceID, invocationID: res.InvocationID, key: k, result: &rep,
+	})
 }
 
 // invocationStatus maps an agent's result status to SSM's invocation
@@ -401,4 +414,190 @@ func truncateRunes(s string, n int) string {
 		return s
 	}
 	return string(r[:n])
+}
+
+// report is an acknowledgement or a result waiting for the writer.
+type report struct {
+	instanceID   string
+	invocationID string
+	key          store.InvocationKey
+	// startedAt is the node's start time of an acknowledged invocation.
+	startedAt time.Time
+	// result is set for a result, nil for an acknowledgement.
+	result *store.InvocationReport
+}
+
+// errRelayStopped is returned by handlers once the writer has stopped.
+var errRelayStopped = errors.New("command relay stopped")
+
+// enqueue hands rep to the writer. It blocks while the queue is full: that
+// holds back the sending agent's reads, nothing else.
+func (r *CommandRelay) enqueue(ctx context.Context, rep report) error {
+	select {
+	case r.queue <- rep:
+		return nil
+	case <-r.stopped:
+		return errRelayStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopGrace bounds the last write of what was queued when Run's context
+// ended.
+const stopGrace = 5 * time.Second
+
+// writeLoop stores queued acknowledgements and results: a write starts
+// once FlushSize are queued or FlushDelay after the first one arrived.
+// Messages arriving during a write queue up for the next one, so under load
+// the writes grow to FlushSize by themselves.
+func (r *CommandRelay) writeLoop(ctx context.Context) {
+	defer r.stopOnce.Do(func() { close(r.stopped) })
+	timer := time.NewTimer(r.cfg.FlushDelay)
+	timer.Stop()
+	defer timer.Stop()
+	var due <-chan time.Time // the running timer's channel; nil when batch is empty
+	var batch []report
+	for {
+		select {
+		case <-ctx.Done():
+			// Write what is queued so that agents need not resend it;
+			// results queued later are resent by their agents.
+			batch = r.fill(batch, len(r.queue))
+			if len(batch) > 0 {
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+				for chunk := range slices.Chunk(batch, r.cfg.FlushSize) {
+					r.flush(stopCtx, chunk)
+				}
+				r.senders.Wait() // before stopCtx is cancelled
+				cancel()
+			}
+			return
+		case rep := <-r.queue:
+			if len(batch) == 0 {
+				timer.Reset(r.cfg.FlushDelay)
+				due = timer.C
+			}
+			batch = r.fill(append(batch, rep), r.cfg.FlushSize)
+			if len(batch) < r.cfg.FlushSize {
+				continue
+			}
+		case <-due:
+		}
+		timer.Stop()
+		due = nil
+		r.flush(ctx, batch)
+		batch = nil
+	}
+}
+
+// fill appends to batch what is queued already, up to n items in all.
+func (r *CommandRelay) fill(batch []report, n int) []report {
+	for len(batch) < n {
+		select {
+		case rep := <-r.queue:
+			batch = append(batch, rep)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// flush stores batch: first the acknowledgements, then the results, each
+// in one transaction, so an invocation's ack is stored before its result
+// as when they were written one by one. It observes the metrics of what
+// was applied and confirms every stored result (applied, found terminal
+// already, or of an invocation that no longer exists) to its agent.
+func (r *CommandRelay) flush(ctx context.Context, batch []report) {
+	var acks []store.InvocationAck
+	var ackReps, resReps []report
+	var results []store.InvocationCompletion
+	for _, rep := range batch {
+		if rep.result == nil {
+			acks = append(acks, store.InvocationAck{InvocationKey: rep.key, StartedAt: rep.startedAt})
+			ackReps = append(ackReps, rep)
+		} else {
+			results = append(results, store.InvocationCompletion{InvocationKey: rep.key, Report: *rep.result})
+			resReps = append(resReps, rep)
+		}
+	}
+	now := r.cfg.Now()
+	if len(acks) > 0 {
+		r.storeAcks(ctx, ackReps, acks, now)
+	}
+	if len(results) > 0 {
+		r.storeResults(ctx, resReps, results, now)
+	}
+}
+
+func (r *CommandRelay) storeAcks(ctx context.Context, reps []report, acks []store.InvocationAck, now time.Time) {
+	out, err := r.cfg.Store.AckInvocations(ctx, acks, now)
+	if err != nil {
+		// The invocations stay unacknowledged: they are sent again when
+		// their agents reconnect, and the agents acknowledge again.
+		r.log.Warn("store acknowledgements", "count", len(acks), "err", err)
+		return
+	}
+	for i, o := range out {
+		rep := reps[i]
+		switch {
+		case errors.Is(o.Err, store.ErrNotFound):
+			r.log.Warn("ack for unknown invocation", "instanceId", rep.instanceID, "commandId", rep.key.CommandID)
+		case o.Err != nil:
+			r.log.Warn("store acknowledgement", "instanceId", rep.instanceID, "commandId", rep.key.CommandID, "err", o.Err)
+		case o.Change != nil && !rep.startedAt.IsZero():
+			if cmd, err := r.command(ctx, rep.key.CommandID); err == nil {
+				r.dispatchLatency.Observe(rep.startedAt.Sub(cmd.requestedAt).Seconds())
+			}
+		}
+	}
+}
+
+func (r *CommandRelay) storeResults(ctx context.Context, reps []report, results []store.InvocationCompletion, now time.Time) {
+	out, err := r.cfg.Store.CompleteInvocations(ctx, results, now)
+	if err != nil {
+		// No confirmation: the agents resend on their next connection.
+		r.log.Warn("store results", "count", len(results), "err", err)
+		return
+	}
+	confirm := make(map[string][]string) // instance ID → invocation IDs
+	var agents []string
+	for i, o := range out {
+		rep := reps[i]
+		// ErrNotFound: nothing to store it in (the command was deleted);
+		// let the agent forget it rather than resend forever.
+		if o.Err != nil && !errors.Is(o.Err, store.ErrNotFound) {
+			r.log.Warn("store result", "instanceId", rep.instanceID, "commandId", rep.key.CommandID, "err", o.Err)
+			continue
+		}
+		if o.Applied {
+			res := rep.result
+			r.results.WithLabelValues(res.Status).Inc()
+			if !res.StartedAt.IsZero() && res.EndedAt.After(res.StartedAt) {
+				r.execDuration.Observe(res.EndedAt.Sub(res.StartedAt).Seconds())
+			}
+		}
+		if _, ok := confirm[rep.instanceID]; !ok {
+			agents = append(agents, rep.instanceID)
+		}
+		confirm[rep.instanceID] = append(confirm[rep.instanceID], rep.invocationID)
+	}
+	// One goroutine per agent: a slow connection must hold up neither the
+	// others nor the next write.
+	for _, inst := range agents {
+		r.senders.Go(func() {
+			for _, id := range confirm[inst] {
+				env, err := agentproto.NewEnvelope(agentproto.TypeCommandResultAck, agentproto.CommandResultAck{InvocationID: id})
+				if err == nil {
+					err = r.g.Send(ctx, inst, env)
+				}
+				if err != nil {
+					// Unconfirmed results are resent on reconnect.
+					r.log.Debug("confirm result", "instanceId", inst, "err", err)
+					return
+				}
+			}
+		})
+	}
 }

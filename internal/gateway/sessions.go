@@ -41,6 +41,10 @@ type SessionInfo struct {
 	Port         int
 	Recording    bool
 	RecordInput  bool
+	// Connection numbers the client connections of a session (1 for the
+	// first, 2 after a resume...), so the workflow can tell a late
+	// disconnect of an old connection from the current one's.
+	Connection int
 }
 
 // SessionStore is what the bridge needs from the database.
@@ -53,8 +57,8 @@ type SessionStore interface {
 // SessionEvents reports what happens to a session to its lifecycle
 // workflow, which owns the timers and the end.
 type SessionEvents interface {
-	SessionConnected(ctx context.Context, id string) error
-	SessionDisconnected(ctx context.Context, id string) error
+	SessionConnected(ctx context.Context, id string, connection int) error
+	SessionDisconnected(ctx context.Context, id string, connection int) error
 	SessionActivity(ctx context.Context, id string) error
 	SessionEnded(ctx context.Context, id, status, details string, exitCode *int) error
 }
@@ -207,7 +211,7 @@ func (b *SessionBridge) ServeClient(w http.ResponseWriter, r *http.Request, info
 	ctx := context.WithoutCancel(r.Context())
 
 	if s := b.get(info.SessionID); s != nil {
-		s.attach(ctx, ws)
+		s.attach(ctx, ws, info.Connection)
 		return
 	}
 	cols, _ := strconv.Atoi(r.URL.Query().Get("cols"))
@@ -222,7 +226,7 @@ func (b *SessionBridge) ServeClient(w http.ResponseWriter, r *http.Request, info
 		_ = b.cfg.Events.SessionEnded(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), nil)
 		return
 	}
-	s.attach(ctx, ws)
+	s.attach(ctx, ws, info.Connection)
 }
 
 // open asks the agent for a data channel and waits for it.
@@ -377,7 +381,7 @@ func (s *liveSession) takeToken(token string) bool {
 
 // attach makes ws the session's client and pumps its frames to the agent
 // until it leaves.
-func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn) {
+func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn, connection int) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -397,7 +401,7 @@ func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn) {
 
 	now := s.b.cfg.Now()
 	_ = s.b.cfg.Store.SetSessionStatus(ctx, s.info.SessionID, SessionConnected, "", now)
-	if err := s.b.cfg.Events.SessionConnected(ctx, s.info.SessionID); err != nil {
+	if err := s.b.cfg.Events.SessionConnected(ctx, s.info.SessionID, connection); err != nil {
 		s.b.log.Warn("report session connected", "sessionId", s.info.SessionID, "err", err)
 	}
 	if len(pending) > 0 {
@@ -423,7 +427,7 @@ func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn) {
 	}
 	// A network blip: keep the agent side, let the workflow's grace decide.
 	_ = s.b.cfg.Store.SetSessionStatus(ctx, s.info.SessionID, SessionDisconnected, "client connection lost", s.b.cfg.Now())
-	_ = s.b.cfg.Events.SessionDisconnected(ctx, s.info.SessionID)
+	_ = s.b.cfg.Events.SessionDisconnected(ctx, s.info.SessionID, connection)
 }
 
 // pumpClient forwards the client's frames to the agent. It reports whether

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/fleetops/fleetops/agent/agentproto"
+)
+
+func newSessionCmd() *cobra.Command {
+	o := &clientOptions{}
+	sessTable := &table{
+		headers: []string{"SESSION ID", "TARGET", "OWNER", "STATUS", "DOCUMENT", "STARTED", "ENDED", "REASON", "DETAILS"},
+		row:     fields("sessionId", "target", "owner", "status", "documentName", "startDate", "endDate", "reason", "details"),
+	}
+
+	var target, reason, document, command string
+	start := &cobra.Command{
+		Use:   "start --target mi-…",
+		Short: "Open a shell (or run --command) on a node; exits with the remote exit code",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := map[string]any{"target": target, "reason": reason}
+			if command != "" {
+				if document == "" {
+					document = "AWS-StartInteractiveCommand"
+				}
+				req["parameters"] = map[string][]string{"command": {command}}
+			}
+			if document != "" {
+				req["documentName"] = document
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var started struct {
+				Session    struct{ SessionID string } `json:"session"`
+				TokenValue string                     `json:"tokenValue"`
+				StreamURL  string                     `json:"streamUrl"`
+			}
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/sessions", nil, req, &started); err != nil {
+				return err
+			}
+			code, err := runTerminal(cmd.Context(), c, started.Session.SessionID, started.TokenValue, os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitError{code: code}
+			}
+			return nil
+		},
+	}
+	start.Flags().StringVar(&target, "target", "", "the node (mi-…)")
+	start.Flags().StringVar(&reason, "reason", "", "why, for the audit log (up to 256 characters)")
+	start.Flags().StringVar(&document, "document", "", "session document (default SSM-SessionManagerRunShell)")
+	start.Flags().StringVar(&command, "command", "", "run this command instead of a shell, with its output streamed")
+	_ = start.MarkFlagRequired("target")
+
+	var state, status string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List active sessions (or --state History)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"state": {state}}
+			setIf(q, "target", target)
+			setIf(q, "status", status)
+			return call(cmd, o, http.MethodGet, "/v1/sessions", q, nil, "sessions", sessTable)
+		},
+	}
+	list.Flags().StringVar(&state, "state", "Active", "Active or History")
+	list.Flags().StringVar(&target, "target", "", "only sessions on this node")
+	list.Flags().StringVar(&status, "status", "", "only sessions in this status")
+
+	describe := &cobra.Command{
+		Use:   "describe SESSION_ID",
+		Short: "Show one session",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd, o, http.MethodGet, "/v1/sessions/"+url.PathEscape(args[0]), nil, nil, "session", sessTable)
+		},
+	}
+	terminate := &cobra.Command{
+		Use:   "terminate SESSION_ID",
+		Short: "End a session for good",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := call(cmd, o, http.MethodPost, "/v1/sessions/"+url.PathEscape(args[0])+"/terminate", nil, map[string]any{}, "", nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "terminated", args[0])
+			return nil
+		},
+	}
+	var exportFile string
+	export := &cobra.Command{
+		Use:   "export SESSION_ID [--file F.cast]",
+		Short: "Write a session's asciicast v2 recording",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rec, err := fetchRecording(cmd.Context(), o, args[0])
+			if err != nil {
+				return err
+			}
+			if exportFile == "" || exportFile == "-" {
+				_, err = cmd.OutOrStdout().Write(rec)
+				return err
+			}
+			return os.WriteFile(exportFile, rec, 0o600)
+		},
+	}
+	export.Flags().StringVarP(&exportFile, "file", "f", "", "output file (default standard output)")
+	var speed float64
+	var maxIdle time.Duration
+	replay := &cobra.Command{
+		Use:   "replay SESSION_ID",
+		Short: "Play a session's recording back in this terminal, with its timing",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rec, err := fetchRecording(cmd.Context(), o, args[0])
+			if err != nil {
+				return err
+			}
+			return replayCast(cmd.Context(), rec, cmd.OutOrStdout(), speed, maxIdle)
+		},
+	}
+	replay.Flags().Float64Var(&speed, "speed", 1, "playback speed factor")
+	replay.Flags().DurationVar(&maxIdle, "max-idle", 2*time.Second, "cap pauses at this length (0: keep them)")
+
+	return cliCmd("session", "Shells and port forwarding to nodes without SSH (Session Manager)", o,
+		start, list, describe, terminate, export, replay, newPortForwardCmd(o))
+}
+
+func fetchRecording(ctx context.Context, o *clientOptions, id string) ([]byte, error) {
+	c, err := o.client()
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := c.raw(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/recording", nil, nil)
+	return b, err
+}
+
+// dialStream opens a session's stream WebSocket with its token.
+func dialStream(ctx context.Context, c *apiClient, id, token string, cols, rows int) (*websocket.Conn, error) {
+	u := c.base + "/v1/sessions/" + url.PathEscape(id) + "/stream"
+	if cols > 0 && rows > 0 {
+		u += "?cols=" + strconv.Itoa(cols) + "&rows=" + strconv.Itoa(rows)
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+token)
+	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: &http.Client{Transport: c.http.Transport}, HTTPHeader: h,
+		CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			var e agentproto.ErrorResponse
+			if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e) == nil && e.Error.Message != "" {
+				return nil, e.Error
+			}
+		}
+		return nil, fmt.Errorf("open session stream: %w", err)
+	}
+	ws.SetReadLimit(agentproto.MaxMessageBytes)
+	return ws, nil
+}
+
+func writeFrame(ctx context.Context, ws *websocket.Conn, typ byte, payload []byte) error {
+	buf := make([]byte, 1+len(payload))
+	buf[0] = typ
+	copy(buf[1:], payload)
+	return ws.Write(ctx, websocket.MessageBinary, buf)
+}
+
+// runTerminal bridges this terminal to a session until it ends, resuming
+// after a network blip, and returns the remote exit code.
+func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.File, stdout, stderr io.Writer) (int, error) {
+	fd := int(stdin.Fd())
+	tty := term.IsTerminal(fd)
+	cols, rows := 0, 0
+	if tty {
+		cols, rows, _ = term.GetSize(fd)
+		old, err := term.MakeRaw(fd)
+		if err != nil {
+			return 0, fmt.Errorf("raw terminal: %w", err)
+		}
+		defer func() { _ = term.Restore(fd, old) }()
+	}
+
+	var (
+		mu sync.Mutex
+		ws *websocket.Conn
+	)
+	current := func() *websocket.Conn {
+		mu.Lock()
+		defer mu.Unlock()
+		return ws
+	}
+	// Keystrokes go to whichever connection is current.
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := stdin.Read(buf)
+			if n > 0 {
+				if conn := current(); conn != nil {
+					_ = writeFrame(ctx, conn, agentproto.FrameData, buf[:n])
+				}
+			}
+			if err != nil {
+				if conn := current(); conn != nil && !tty {
+					// End of piped input ends the session.
+					_ = writeFrame(ctx, conn, agentproto.FrameClose, nil)
+				}
+				return
+			}
+		}
+	}()
+	if tty {
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for range winch {
+				if w, h, err := term.GetSize(fd); err == nil {
+					if conn := current(); conn != nil {
+						b, _ := json.Marshal(agentproto.Resize{Cols: w, Rows: h})
+						_ = writeFrame(ctx, conn, agentproto.FrameResize, b)
+					}
+				}
+			}
+		}()
+	}
+
+	exitCode := 0
+	for attempt := 0; ; attempt++ {
+		conn, err := dialStream(ctx, c, id, token, cols, rows)
+		if err != nil {
+			return 0, err
+		}
+		mu.Lock()
+		ws = conn
+		mu.Unlock()
+		ended, code, closeMsg, err := readSession(ctx, conn, stdout, stderr)
+		mu.Lock()
+		ws = nil
+		mu.Unlock()
+		conn.CloseNow()
+		if code != nil {
+			exitCode = *code
+		}
+		if ended {
+			if closeMsg != "" && code == nil {
+				fmt.Fprintf(stderr, "\r\nsession ended: %s\r\n", closeMsg)
+			}
+			return exitCode, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		// The connection dropped without an end: resume the session.
+		fmt.Fprintf(stderr, "\r\nconnection lost (%v); resuming…\r\n", err)
+		token, err = resume(ctx, c, id, attempt)
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// readSession prints the session's frames until it ends or the connection
+// drops.
+func readSession(ctx context.Context, ws *websocket.Conn, stdout, stderr io.Writer) (ended bool, code *int, closeMsg string, err error) {
+	for {
+		typ, b, err := ws.Read(ctx)
+		if err != nil {
+			return false, code, "", err
+		}
+		if typ != websocket.MessageBinary || len(b) == 0 {
+			continue
+		}
+		payload := b[1:]
+		switch b[0] {
+		case agentproto.FrameData:
+			_, _ = stdout.Write(payload)
+		case agentproto.FrameStderr:
+			_, _ = stderr.Write(payload)
+		case agentproto.FrameExit:
+			var ex agentproto.Exit
+			if json.Unmarshal(payload, &ex) == nil {
+				c := ex.Code
+				code = &c
+			}
+		case agentproto.FrameClose:
+			return true, code, string(payload), nil
+		}
+	}
+}
+
+// resume asks for a new stream token, retrying for about a minute.
+func resume(ctx context.Context, c *apiClient, id string, attempt int) (string, error) {
+	if attempt > 20 {
+		return "", errors.New("gave up resuming the session")
+	}
+	var lastErr error
+	for i := 0; i < 10; i++ {
+		var out struct {
+			TokenValue string `json:"tokenValue"`
+		}
+		lastErr = c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/resume", nil, map[string]any{}, &out)
+		if lastErr == nil {
+			return out.TokenValue, nil
+		}
+		var apiErr agentproto.ErrorBody
+		if errors.As(lastErr, &apiErr) && apiErr.Code == "DoesNotExistException" {
+			return "", fmt.Errorf("the session ended while disconnected")
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Duration(i+1) * time.Second):
+		}
+	}
+	return "", fmt.Errorf("resume session: %w", lastErr)
+}
+
+// replayCast plays an asciicast v2 recording's output events with their
+// timing.
+func replayCast(ctx context.Context, rec []byte, w io.Writer, speed float64, maxIdle time.Duration) error {
+	if speed <= 0 {
+		speed = 1
+	}
+	lines := strings.Split(string(rec), "\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "{") {
+		return errors.New("not an asciicast v2 recording")
+	}
+	prev := 0.0
+	for _, line := range lines[1:] {
+		if line == "" {
+			continue
+		}
+		var ev []any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || len(ev) != 3 {
+			continue
+		}
+		at, _ := ev[0].(float64)
+		code, _ := ev[1].(string)
+		data, _ := ev[2].(string)
+		if code != "o" {
+			continue
+		}
+		wait := time.Duration((at - prev) / speed * float64(time.Second))
+		if maxIdle > 0 && wait > maxIdle {
+			wait = maxIdle
+		}
+		prev = at
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		if _, err := io.WriteString(w, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
