@@ -54,6 +54,12 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	acts.Register(w)
+	w.RegisterWorkflowWithOptions(workflows.Session, workflow.RegisterOptions{Name: workflows.SessionWorkflowName})
+	sessionActs, err := activities.NewSessionActivities(activities.SessionConfig{Store: cfg.Store, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	sessionActs.Register(w)
 	return &Worker{w: w, log: cfg.Logger}, nil
 }
 

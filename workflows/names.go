@@ -48,3 +48,44 @@ const ErrTypeInvalidInput = "InvalidInput"
 // Deriving it from the command ID makes a duplicate start a no-op and lets
 // the API signal and query the workflow knowing only the command.
 func CommandWorkflowID(commandID string) string { return "command:" + commandID }
+
+// SessionWorkflowName is the registered name of Session, the workflow that
+// owns a Session Manager session's lifecycle and timers.
+const SessionWorkflowName = "Session"
+
+// Session activity names; package activities implements them.
+const (
+	// ActivitySessionEnd ends a session (input SessionEndInput): it asks
+	// the bridges to close it (store RequestTerminate) and marks it ended
+	// with the reason (store EndSession). Idempotent.
+	ActivitySessionEnd = "SessionEnd"
+	// ActivitySessionSetStatus records a Connected/Disconnected change
+	// (input SessionStatusInput). A refused transition (the session ended
+	// meanwhile) is not an error.
+	ActivitySessionSetStatus = "SessionSetStatus"
+)
+
+// Session signals. The server's bridge and API send them to
+// SessionWorkflowID(sessionID).
+const (
+	// SignalSessionConnected: the client's stream and the agent's data
+	// channel are bridged. Payload SessionConnection.
+	SignalSessionConnected = "connected"
+	// SignalSessionDisconnected: the client's stream dropped without a
+	// FrameClose; the agent side stays open for the resume grace.
+	// Payload SessionConnection.
+	SignalSessionDisconnected = "disconnected"
+	// SignalSessionActivity: data flowed (either way) since the last
+	// report; sent at most every 30 s. No payload.
+	SignalSessionActivity = "activity"
+	// SignalSessionEnded: the session ended on its own (the shell exited,
+	// the client sent FrameClose, the agent failed to open it). Payload
+	// SessionEnded.
+	SignalSessionEnded = "ended"
+	// SignalSessionTerminate: an operator asked to terminate it. Payload
+	// SessionTerminate.
+	SignalSessionTerminate = "terminate"
+)
+
+// SessionWorkflowID is the workflow ID of a session's Session workflow.
+func SessionWorkflowID(sessionID string) string { return "session:" + sessionID }

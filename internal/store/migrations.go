@@ -25,6 +25,7 @@ type migration struct {
 var migrations = []migration{
 	{Version: 1, Name: "initial schema", Up: migrateV1},
 	{Version: 2, Name: "run command", Up: migrateV2},
+	{Version: 3, Name: "sessions", Up: migrateV3},
 }
 
 // migrationLockID is the first key of the PostgreSQL advisory lock that
@@ -313,4 +314,55 @@ func migrateV2(tx *gorm.DB) error {
 		&documentV2{}, &documentHeadV2{},
 		&commandV2{}, &invocationV2{}, &invocationEventV2{},
 	)
+}
+
+// Version 3: Session Manager (sessions and their recordings), as
+// sessions.go defined them at the time.
+
+type sessionV3 struct {
+	SessionID            string `gorm:"primaryKey;size:96"`
+	Target               string `gorm:"size:32;not null;index:idx_sessions_target"`
+	Owner                string `gorm:"size:128;index:idx_sessions_owner"`
+	Reason               string `gorm:"size:256"`
+	DocumentName         string `gorm:"size:128"`
+	Kind                 string `gorm:"size:32;not null"`
+	Status               string `gorm:"size:16;not null;index:idx_sessions_status"`
+	Details              string `gorm:"size:256"`
+	RunAsUser            string `gorm:"size:64"`
+	ShellProfile         string `gorm:"type:text"`
+	Command              string `gorm:"type:text"`
+	Host                 string `gorm:"size:256"`
+	Port                 int
+	IdleTimeoutSeconds   int
+	MaxDurationSeconds   int
+	RecordingEnabled     bool   `gorm:"not null;default:false"`
+	RecordInput          bool   `gorm:"not null;default:false"`
+	StreamTokenHash      string `gorm:"size:64"`
+	StreamTokenExpiresAt time.Time
+	StreamTokenUsed      bool      `gorm:"not null;default:false"`
+	Connections          int       `gorm:"not null;default:0"`
+	TerminateRequested   bool      `gorm:"not null;default:false"`
+	SourceIP             string    `gorm:"size:64"`
+	StartedAt            time.Time `gorm:"index:idx_sessions_started_at"`
+	ConnectedAt          *time.Time
+	EndedAt              *time.Time
+	ExitCode             *int
+	RecordingBytes       int64 `gorm:"not null;default:0"`
+	RecordingTruncated   bool  `gorm:"not null;default:false"`
+	UpdatedAt            time.Time
+}
+
+func (sessionV3) TableName() string { return "sessions" }
+
+type sessionRecordingChunkV3 struct {
+	SessionID string `gorm:"primaryKey;size:96"`
+	Seq       int64  `gorm:"primaryKey;autoIncrement:false"`
+	Data      string `gorm:"type:text;not null"`
+	CreatedAt time.Time
+}
+
+func (sessionRecordingChunkV3) TableName() string { return "session_recording_chunks" }
+
+func migrateV3(tx *gorm.DB) error {
+	return tx.Migrator().AutoMigrate(&sessionV3{}, &sessionRecordingChunkV3{})
 }
