@@ -1,10 +1,141 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/hashicorp/yamux"
 	"github.com/spf13/cobra"
+
+	"github.com/fleetops/fleetops/agent/agentproto"
+	"github.com/fleetops/fleetops/agent/datachannel"
 )
 
-// newPortForwardCmd is filled in with the yamux data-channel adapter.
+// newPortForwardCmd forwards a local TCP port to a port on (or reachable
+// from) a node. Every local connection is its own yamux stream, with its
+// own flow control, inside one session.
 func newPortForwardCmd(o *clientOptions) *cobra.Command {
-	return &cobra.Command{Use: "port-forward", Hidden: true}
+	var (
+		target, remoteHost, reason, bind string
+		remotePort, localPort            int
+	)
+	cmd := &cobra.Command{
+		Use:   "port-forward --target mi-… --remote-port N [--remote-host H] [--local-port L]",
+		Short: "Forward a local TCP port through a session: many connections, no SSH, no inbound port",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			params := map[string][]string{"portNumber": {strconv.Itoa(remotePort)}}
+			doc := "AWS-StartPortForwardingSession"
+			if remoteHost != "" {
+				doc = "AWS-StartPortForwardingSessionToRemoteHost"
+				params["host"] = []string{remoteHost}
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(localPort)))
+			if err != nil {
+				return fmt.Errorf("listen on local port %d: %w", localPort, err)
+			}
+			defer ln.Close()
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var started struct {
+				Session    struct{ SessionID string } `json:"session"`
+				TokenValue string                     `json:"tokenValue"`
+			}
+			req := map[string]any{"target": target, "reason": reason, "documentName": doc, "parameters": params}
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/sessions", nil, req, &started); err != nil {
+				return err
+			}
+			ws, err := dialStream(cmd.Context(), c, started.Session.SessionID, started.TokenValue, 0, 0)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			var closeMsg string
+			stream := datachannel.New(ws, nil).Stream(ctx, func(typ byte, payload []byte) error {
+				if typ == agentproto.FrameClose {
+					closeMsg = string(payload)
+				}
+				return nil
+			})
+			mux, err := yamux.Client(stream, datachannel.YamuxConfig())
+			if err != nil {
+				return fmt.Errorf("start multiplexer: %w", err)
+			}
+			defer mux.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "session %s: forwarding %s to %s:%d on %s\n",
+				started.Session.SessionID, ln.Addr(), hostOr(remoteHost, "localhost"), remotePort, target)
+			go func() {
+				<-mux.CloseChan()
+				ln.Close()
+			}()
+			var wg sync.WaitGroup
+			for {
+				local, err := ln.Accept()
+				if err != nil {
+					break
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					forward(local, mux)
+				}()
+			}
+			wg.Wait()
+			if closeMsg != "" {
+				return fmt.Errorf("session ended: %s", closeMsg)
+			}
+			if ctx.Err() != nil {
+				return nil // interrupted
+			}
+			return errors.New("session ended")
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&target, "target", "", "the node (mi-…)")
+	f.IntVar(&remotePort, "remote-port", 0, "port to reach on the node (or on --remote-host)")
+	f.StringVar(&remoteHost, "remote-host", "", "host to reach from the node (default: the node itself)")
+	f.IntVar(&localPort, "local-port", 0, "local port to listen on (default: any free port)")
+	f.StringVar(&bind, "bind", "127.0.0.1", "local address to listen on")
+	f.StringVar(&reason, "reason", "", "why, for the audit log")
+	_ = cmd.MarkFlagRequired("target")
+	_ = cmd.MarkFlagRequired("remote-port")
+	return cmd
+}
+
+// forward pipes one local connection through a new yamux stream, keeping
+// half-closes so request/response protocols finish cleanly.
+func forward(local net.Conn, mux *yamux.Session) {
+	defer local.Close()
+	remote, err := mux.OpenStream()
+	if err != nil {
+		return
+	}
+	defer remote.Close()
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(remote, local)
+		_ = remote.Close() // yamux: a FIN for this direction
+		close(done)
+	}()
+	_, _ = io.Copy(local, remote)
+	if tc, ok := local.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	<-done
+}
+
+func hostOr(h, def string) string {
+	if h == "" {
+		return def
+	}
+	return h
 }

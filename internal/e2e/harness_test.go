@@ -207,6 +207,8 @@ type stackOptions struct {
 	dialect             string // "sqlite" or "postgres"
 	heartbeat           string
 	connectionLostAfter string
+	// serverArgs are extra flags for `fleetops server`.
+	serverArgs []string
 }
 
 // startStack starts Temporal and `fleetops server` against a fresh database.
@@ -217,15 +219,16 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	port := freePort(t)
 	s := &stack{t: t, url: "http://127.0.0.1:" + strconv.Itoa(port), dataDir: dataDir,
 		databaseURL: storetest.URL(t, o.dialect), temporalAddr: temporalAddr}
-	s.server = startProc(t, "server", bins.fleetops, "server",
+	args := []string{"server",
 		"--data-dir", dataDir,
-		"--listen", "127.0.0.1:"+strconv.Itoa(port),
+		"--listen", "127.0.0.1:" + strconv.Itoa(port),
 		"--database-url", s.databaseURL,
 		"--temporal-address", temporalAddr,
 		"--heartbeat-interval", o.heartbeat,
 		"--connection-lost-after", o.connectionLostAfter,
 		"--agent-binary-dir", bins.dir,
-	)
+	}
+	s.server = startProc(t, "server", bins.fleetops, append(args, o.serverArgs...)...)
 	s.waitReady()
 	b, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
 	if err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -352,11 +353,37 @@ func (s *Store) insertEvents(tx *gorm.DB, commandID string, changes []StatusChan
 		})
 	}
 	for chunk := range slices.Chunk(evs, s.insertRows(6)) {
-		if err := tx.Create(&chunk).Error; err != nil {
-			return err
+		// Insert in power-of-two pieces (13 = 8+4+1): few distinct
+		// statements, each prepared once (see padded).
+		for len(chunk) > 0 {
+			n := 1 << (bits.Len(uint(len(chunk))) - 1)
+			piece := chunk[:n]
+			if err := tx.Create(&piece).Error; err != nil {
+				return err
+			}
+			chunk = chunk[n:]
 		}
 	}
 	return nil
+}
+
+// padded returns xs grown to the next power of two by repeating its last
+// element. The store prepares each distinct SQL text once per connection
+// (gorm's PrepareStmt); an IN list of any length would be a new text, and
+// preparing one inside a transaction while the pool is busy stalls it (gorm
+// holds its statement cache lock while another caller prepares). Padding
+// keeps the texts to a handful. Repeated values in an IN list or a CASE
+// change nothing.
+func padded[T any](xs []T) []T {
+	if len(xs) == 0 {
+		return xs
+	}
+	n := 1 << bits.Len(uint(len(xs)-1))
+	out := slices.Grow(slices.Clip(xs), n-len(xs))
+	for len(out) < n {
+		out = append(out, xs[len(xs)-1])
+	}
+	return out
 }
 
 // updateInvocations runs "UPDATE invocations SET <set> WHERE command_id = ?
@@ -847,52 +874,192 @@ func (s *Store) MarkCancelSent(ctx context.Context, keys []InvocationKey, now ti
 		"cancel_sent_at", "cancel_sent_at IS NULL AND cancel_requested = ?", []any{true}, now)
 }
 
+// InvocationAck is one agent acknowledgement, for AckInvocations.
+type InvocationAck struct {
+	InvocationKey
+	// StartedAt is when the node started the invocation; zero when it has
+	// not started yet.
+	StartedAt time.Time
+}
+
+// AckOutcome is what AckInvocations did with one InvocationAck.
+type AckOutcome struct {
+	// Change is the status change the ack caused; nil when none (a
+	// duplicate ack, an invocation already running or finished).
+	Change *StatusChange
+	// Err wraps ErrNotFound for an unknown invocation; nil otherwise.
+	Err error
+}
+
+// InvocationCompletion is one final report, for CompleteInvocations.
+type InvocationCompletion struct {
+	InvocationKey
+	Report InvocationReport
+}
+
+// CompletionOutcome is what CompleteInvocations did with one
+// InvocationCompletion.
+type CompletionOutcome struct {
+	// Applied says the report was stored; false when the invocation was
+	// terminal already (the first terminal state wins) or Err is set.
+	Applied bool
+	// Err wraps ErrNotFound for an unknown invocation, ErrInvalidArgument
+	// for a report whose status is not terminal; nil otherwise.
+	Err error
+}
+
+// byCommand returns the indexes 0..n-1 grouped by the command ID of
+// key(i), in input order within a command, and the command IDs sorted:
+// batch writers take the commands' event locks in that order, so that two
+// batches can never wait for each other's locks.
+func byCommand(n int, key func(i int) InvocationKey, keep func(i int) bool) ([]string, map[string][]int) {
+	m := make(map[string][]int)
+	for i := range n {
+		if keep(i) {
+			c := key(i).CommandID
+			m[c] = append(m[c], i)
+		}
+	}
+	cmds := make([]string, 0, len(m))
+	for c := range m {
+		cmds = append(cmds, c)
+	}
+	slices.Sort(cmds)
+	return cmds, m
+}
+
+// timeParam is a placeholder for a time in a position where PostgreSQL
+// cannot infer its type (a CASE branch).
+func (s *Store) timeParam() string {
+	if s.dialect == DialectPostgres {
+		return "CAST(? AS timestamptz)"
+	}
+	return "?"
+}
+
 // AckInvocation records the agent's acknowledgement of k: AckedAt (and
 // SentAt, if the gateway had not marked it) = now where not set yet, and
 // StartedAt = startedAt where not set yet and startedAt is not zero. An
 // invocation that is Pending or Delayed becomes InProgress ("In Progress"),
 // with an event; the change is returned, nil otherwise (a duplicate ack, an
 // invocation already running or finished). An unknown invocation yields
-// ErrNotFound.
+// ErrNotFound. It is AckInvocations of one.
 func (s *Store) AckInvocation(ctx context.Context, k InvocationKey, startedAt time.Time, now time.Time) (*StatusChange, error) {
-	op := fmt.Sprintf("acknowledge invocation %s:%s", k.CommandID, k.InstanceID)
-	now = now.UTC()
-	var started any // nil keeps started_at as it is
-	if !startedAt.IsZero() {
-		started = startedAt.UTC()
+	out, err := s.AckInvocations(ctx, []InvocationAck{{InvocationKey: k, StartedAt: startedAt}}, now)
+	if err != nil {
+		return nil, err
 	}
-	var changed *StatusChange
+	return out[0].Change, out[0].Err
+}
+
+// AckInvocations applies many acknowledgements, each as AckInvocation
+// would, in one transaction, and returns one outcome per ack in input
+// order. An unknown invocation fails only its own item (AckOutcome.Err).
+// Acks of one invocation repeated in the batch behave as if applied in
+// input order: the first non-zero StartedAt wins and only the first can
+// change the status. Per command, the event lock is taken once (all
+// commands' locks first, in command ID order), then a few set-based
+// UPDATEs cover up to 500 invocations each (fewer on SQLite, see
+// insertRows) and the events are written in one insert.
+func (s *Store) AckInvocations(ctx context.Context, acks []InvocationAck, now time.Time) ([]AckOutcome, error) {
+	op := fmt.Sprintf("acknowledge %d invocations", len(acks))
+	now = now.UTC()
+	cmds, idx := byCommand(len(acks), func(i int) InvocationKey { return acks[i].InvocationKey },
+		func(int) bool { return true })
+	out := make([]AckOutcome, len(acks))
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		changed = nil
-		if err := s.lockCommandEvents(tx, k.CommandID); err != nil {
-			return err
+		clear(out)
+		for _, c := range cmds {
+			if err := s.lockCommandEvents(tx, c); err != nil {
+				return err
+			}
 		}
-		res := tx.Exec("UPDATE invocations SET acked_at = COALESCE(acked_at, ?), sent_at = COALESCE(sent_at, ?), "+
-			"started_at = COALESCE(started_at, ?) WHERE command_id = ? AND instance_id = ?",
-			now, now, started, k.CommandID, k.InstanceID)
-		if res.Error != nil {
-			return res.Error
+		inProgress := []any{statusInProgress, "In Progress", now}
+		for _, c := range cmds {
+			// Up to three parameters per ack (IN, WHEN, THEN), lists
+			// padded to a power of two: 128 acks keep SQLite's statements
+			// under 400 parameters (see insertRows).
+			chunkSize := 512
+			if s.dialect == DialectSQLite {
+				chunkSize = 128
+			}
+			found := make(map[string]bool)
+			for chunk := range slices.Chunk(idx[c], chunkSize) {
+				var ids []string
+				type when struct {
+					id string
+					at time.Time
+				}
+				var whens []when
+				seen := make(map[string]bool)
+				for _, i := range chunk {
+					ids = append(ids, acks[i].InstanceID)
+					if !acks[i].StartedAt.IsZero() && !seen[acks[i].InstanceID] {
+						// The first ack in input order with a start time
+						// wins, as with sequential acks.
+						seen[acks[i].InstanceID] = true
+						whens = append(whens, when{acks[i].InstanceID, acks[i].StartedAt.UTC()})
+					}
+				}
+				set := "acked_at = COALESCE(acked_at, ?), sent_at = COALESCE(sent_at, ?)"
+				args := []any{now, now}
+				if len(whens) > 0 {
+					set += ", started_at = COALESCE(started_at, CASE instance_id" +
+						strings.Repeat(" WHEN ? THEN "+s.timeParam(), len(padded(whens))) + " END)"
+					for _, w := range padded(whens) {
+						args = append(args, w.id, w.at)
+					}
+				}
+				var got []string
+				err := tx.Raw("UPDATE invocations SET "+set+" WHERE command_id = ? AND instance_id IN ? RETURNING instance_id",
+					append(args, c, padded(uniqueIDs(ids)))...).Scan(&got).Error
+				if err != nil {
+					return err
+				}
+				for _, id := range got {
+					found[id] = true
+				}
+			}
+			ids := make([]string, 0, len(idx[c]))
+			for _, i := range idx[c] {
+				ids = append(ids, acks[i].InstanceID)
+			}
+			changed := make(map[string]bool)
+			for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
+				var got []string
+				err := tx.Raw("UPDATE invocations SET status = ?, status_details = ?, updated_at = ? "+
+					"WHERE command_id = ? AND instance_id IN ? AND status IN ? RETURNING instance_id",
+					append(inProgress, c, padded(chunk), []string{statusPending, statusDelayed})...).Scan(&got).Error
+				if err != nil {
+					return err
+				}
+				for _, id := range got {
+					changed[id] = true
+				}
+			}
+			var events []StatusChange
+			for _, i := range idx[c] {
+				k := acks[i].InvocationKey
+				switch {
+				case !found[k.InstanceID]:
+					out[i].Err = classify(fmt.Sprintf("acknowledge invocation %s:%s", k.CommandID, k.InstanceID), ErrNotFound)
+				case changed[k.InstanceID]:
+					delete(changed, k.InstanceID) // a repeated ack changes nothing
+					ch := StatusChange{InstanceID: k.InstanceID, Status: statusInProgress, StatusDetails: "In Progress"}
+					out[i].Change = &ch
+					events = append(events, ch)
+				}
+			}
+			if err := s.insertEvents(tx, c, events, now); err != nil {
+				return err
+			}
 		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		c := StatusChange{InstanceID: k.InstanceID, Status: statusInProgress, StatusDetails: "In Progress"}
-		res = tx.Exec("UPDATE invocations SET status = ?, status_details = ?, updated_at = ? "+
-			"WHERE command_id = ? AND instance_id = ? AND status IN ?",
-			c.Status, c.StatusDetails, now, k.CommandID, k.InstanceID, []string{statusPending, statusDelayed})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return nil
-		}
-		changed = &c
-		return s.insertEvents(tx, k.CommandID, []StatusChange{c}, now)
+		return nil
 	})
 	if err != nil {
 		return nil, classify(op, err)
 	}
-	return changed, nil
+	return out, nil
 }
 
 // AppendOutput appends data to stream ("stdout" or "stderr") of k when
@@ -979,97 +1146,145 @@ func (s *Store) AppendOutput(ctx context.Context, k InvocationKey, stream string
 // what streaming stored replaces it, capped at the command's MaxOutputBytes
 // (0: no cap); the *Truncated flags are set when the report says so or the
 // cap cut. One event is written. r.Status must be terminal
-// (ErrInvalidArgument); an unknown invocation yields ErrNotFound.
+// (ErrInvalidArgument); an unknown invocation yields ErrNotFound. It is
+// CompleteInvocations of one.
 func (s *Store) CompleteInvocation(ctx context.Context, k InvocationKey, r InvocationReport, now time.Time) (bool, error) {
-	op := fmt.Sprintf("complete invocation %s:%s", k.CommandID, k.InstanceID)
-	if !isTerminal(r.Status) {
-		return false, classify(op, invalid("status %q is not terminal", r.Status))
+	out, err := s.CompleteInvocations(ctx, []InvocationCompletion{{InvocationKey: k, Report: r}}, now)
+	if err != nil {
+		return false, err
 	}
-	if r.StatusDetails == "" {
-		r.StatusDetails = r.Status
-	}
+	return out[0].Applied, out[0].Err
+}
+
+// completeSQL stores one final report; the COALESCE(?, col) parameters are
+// NULL to keep the column. One fixed statement for every report.
+const completeSQL = "UPDATE invocations SET status = ?, status_details = ?, response_code = ?, step_results = ?, " +
+	"acked_at = COALESCE(acked_at, ?), sent_at = COALESCE(sent_at, ?), updated_at = ?, " +
+	"started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at), " +
+	"stdout = COALESCE(?, stdout), stderr = COALESCE(?, stderr), stdout_truncated = ?, stderr_truncated = ? " +
+	"WHERE command_id = ? AND instance_id = ? AND status NOT IN ?"
+
+// CompleteInvocations applies many final reports, each as
+// CompleteInvocation would, in one transaction, and returns one outcome per
+// report in input order. An unknown invocation or a non-terminal status
+// fails only its own item (CompletionOutcome.Err). Reports of one
+// invocation repeated in the batch behave as if applied in input order:
+// the first wins. Per command, the event lock is taken once (all commands'
+// locks first, in command ID order), the command's MaxOutputBytes and the
+// invocations' current state are read in one query per 500 invocations,
+// then each report is one UPDATE and the events are written in one insert.
+func (s *Store) CompleteInvocations(ctx context.Context, reports []InvocationCompletion, now time.Time) ([]CompletionOutcome, error) {
+	op := fmt.Sprintf("complete %d invocations", len(reports))
 	now = now.UTC()
-	applied := false
+	itemOp := func(k InvocationKey) string {
+		return fmt.Sprintf("complete invocation %s:%s", k.CommandID, k.InstanceID)
+	}
+	invalidAt := make([]error, len(reports))
+	for i, r := range reports {
+		if !isTerminal(r.Report.Status) {
+			invalidAt[i] = classify(itemOp(r.InvocationKey), invalid("status %q is not terminal", r.Report.Status))
+		}
+	}
+	cmds, idx := byCommand(len(reports), func(i int) InvocationKey { return reports[i].InvocationKey },
+		func(i int) bool { return invalidAt[i] == nil })
+	out := make([]CompletionOutcome, len(reports))
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		applied = false
-		if err := s.lockCommandEvents(tx, k.CommandID); err != nil {
-			return err
+		for i := range out {
+			out[i] = CompletionOutcome{Err: invalidAt[i]}
 		}
-		var cur struct {
-			Status          string
-			StdoutLen       int64
-			StderrLen       int64
-			StdoutTruncated bool
-			StderrTruncated bool
-		}
-		err := tx.Model(&Invocation{}).Clauses(clause.Locking{Strength: "UPDATE"}).
-			Select("status, "+s.byteLength("stdout")+" AS stdout_len, "+s.byteLength("stderr")+" AS stderr_len, stdout_truncated, stderr_truncated").
-			Where("command_id = ? AND instance_id = ?", k.CommandID, k.InstanceID).Take(&cur).Error
-		if err != nil {
-			return err
-		}
-		if isTerminal(cur.Status) {
-			return nil
-		}
-		var maxes []int
-		if err := tx.Model(&Command{}).Where("command_id = ?", k.CommandID).Pluck("max_output_bytes", &maxes).Error; err != nil {
-			return err
-		}
-		maxBytes := 0
-		if len(maxes) > 0 {
-			maxBytes = maxes[0]
-		}
-		set := map[string]any{
-			"status":         r.Status,
-			"status_details": r.StatusDetails,
-			"response_code":  r.ResponseCode,
-			"step_results":   r.StepResults,
-			"acked_at":       gorm.Expr("COALESCE(acked_at, ?)", now),
-			"sent_at":        gorm.Expr("COALESCE(sent_at, ?)", now),
-			"updated_at":     now,
-		}
-		if !r.StartedAt.IsZero() {
-			set["started_at"] = r.StartedAt.UTC()
-		}
-		if !r.EndedAt.IsZero() {
-			set["ended_at"] = r.EndedAt.UTC()
-		}
-		streams := []struct {
-			col, flag string
-			report    string
-			stored    int64
-			truncated bool
-		}{
-			{"stdout", "stdout_truncated", r.Stdout, cur.StdoutLen, cur.StdoutTruncated || r.StdoutTruncated},
-			{"stderr", "stderr_truncated", r.Stderr, cur.StderrLen, cur.StderrTruncated || r.StderrTruncated},
-		}
-		for _, st := range streams {
-			out := sameLengthUTF8(st.report)
-			if out != "" && int64(len(out)) > st.stored {
-				capped, cut := capOutput(out, 0, maxBytes)
-				set[st.col] = capped
-				st.truncated = st.truncated || cut
+		for _, c := range cmds {
+			if err := s.lockCommandEvents(tx, c); err != nil {
+				return err
 			}
-			set[st.flag] = st.truncated
 		}
-		res := tx.Model(&Invocation{}).
-			Where("command_id = ? AND instance_id = ? AND status NOT IN ?", k.CommandID, k.InstanceID, terminalStatuses).
-			Updates(set)
-		if res.Error != nil {
-			return res.Error
+		for _, c := range cmds {
+			var maxes []int
+			if err := tx.Model(&Command{}).Where("command_id = ?", c).Pluck("max_output_bytes", &maxes).Error; err != nil {
+				return err
+			}
+			maxBytes := 0
+			if len(maxes) > 0 {
+				maxBytes = maxes[0]
+			}
+			type state struct {
+				InstanceID      string
+				Status          string
+				StdoutLen       int64
+				StderrLen       int64
+				StdoutTruncated bool
+				StderrTruncated bool
+			}
+			cur := make(map[string]*state)
+			ids := make([]string, 0, len(idx[c]))
+			for _, i := range idx[c] {
+				ids = append(ids, reports[i].InstanceID)
+			}
+			for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
+				var rows []state
+				err := tx.Model(&Invocation{}).Clauses(clause.Locking{Strength: "UPDATE"}).
+					Select("instance_id, status, "+s.byteLength("stdout")+" AS stdout_len, "+s.byteLength("stderr")+" AS stderr_len, stdout_truncated, stderr_truncated").
+					Where("command_id = ? AND instance_id IN ?", c, padded(chunk)).Scan(&rows).Error
+				if err != nil {
+					return err
+				}
+				for _, r := range rows {
+					cur[r.InstanceID] = &r
+				}
+			}
+			var events []StatusChange
+			for _, i := range idx[c] {
+				k, r := reports[i].InvocationKey, reports[i].Report
+				st := cur[k.InstanceID]
+				if st == nil {
+					out[i].Err = classify(itemOp(k), ErrNotFound)
+					continue
+				}
+				if isTerminal(st.Status) {
+					continue
+				}
+				if r.StatusDetails == "" {
+					r.StatusDetails = r.Status
+				}
+				var started, ended any // nil keeps the column
+				if !r.StartedAt.IsZero() {
+					started = r.StartedAt.UTC()
+				}
+				if !r.EndedAt.IsZero() {
+					ended = r.EndedAt.UTC()
+				}
+				stream := func(report string, stored int64, truncated bool) (any, bool) {
+					text := sameLengthUTF8(report)
+					if text == "" || int64(len(text)) <= stored {
+						return nil, truncated
+					}
+					capped, cut := capOutput(text, 0, maxBytes)
+					return capped, truncated || cut
+				}
+				stdout, stdoutTrunc := stream(r.Stdout, st.StdoutLen, st.StdoutTruncated || r.StdoutTruncated)
+				stderr, stderrTrunc := stream(r.Stderr, st.StderrLen, st.StderrTruncated || r.StderrTruncated)
+				res := tx.Exec(completeSQL, r.Status, r.StatusDetails, r.ResponseCode, r.StepResults,
+					now, now, now, started, ended, stdout, stderr, stdoutTrunc, stderrTrunc,
+					c, k.InstanceID, terminalStatuses)
+				if res.Error != nil {
+					return res.Error
+				}
+				if res.RowsAffected == 0 {
+					continue
+				}
+				st.Status = r.Status // a repeated report in this batch finds it terminal
+				out[i].Applied = true
+				events = append(events, StatusChange{InstanceID: k.InstanceID, Status: r.Status, StatusDetails: r.StatusDetails})
+			}
+			if err := s.insertEvents(tx, c, events, now); err != nil {
+				return err
+			}
 		}
-		if res.RowsAffected == 0 {
-			return nil
-		}
-		applied = true
-		return s.insertEvents(tx, k.CommandID, []StatusChange{{
-			InstanceID: k.InstanceID, Status: r.Status, StatusDetails: r.StatusDetails,
-		}}, now)
+		return nil
 	})
 	if err != nil {
-		return false, classify(op, err)
+		return nil, classify(op, err)
 	}
-	return applied, nil
+	return out, nil
 }
 
 // ExpireInvocations marks the listed invocations of commandID TimedOut with

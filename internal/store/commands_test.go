@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -818,6 +819,225 @@ func TestClaimForSendingLosesToCancel(t *testing.T) {
 		// A second replica claiming the same items gets nothing.
 		if again, err := st.ClaimForSending(ctx, keys, now); err != nil || len(again) != 0 {
 			t.Errorf("second claim %+v, %v; want none", again, err)
+		}
+	})
+}
+
+func TestAckInvocationsBatch(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := ctxT(t)
+		seedCommand(t, s, newCommand("cmd-b", t0), "mi-0", "mi-1", "mi-2")
+		seedCommand(t, s, newCommand("cmd-a", t0), "mi-0", "mi-1")
+		t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+		// mi-1 of cmd-a was acknowledged before; mi-2 of cmd-b is finished.
+		_, err := s.AckInvocation(ctx, key("cmd-a", "mi-1"), t0, t0)
+		require.NoError(t, err)
+		applied, err := s.CompleteInvocation(ctx, key("cmd-b", "mi-2"), store.InvocationReport{Status: "Failed"}, t0)
+		require.NoError(t, err)
+		require.True(t, applied)
+		beforeA, beforeB := eventsSince(t, s, "cmd-a", 0), eventsSince(t, s, "cmd-b", 0)
+
+		acks := []store.InvocationAck{
+			{InvocationKey: key("cmd-b", "mi-0"), StartedAt: t1},
+			{InvocationKey: key("cmd-a", "mi-0")},                // not started yet
+			{InvocationKey: key("cmd-b", "mi-0"), StartedAt: t2}, // repeated: changes nothing
+			{InvocationKey: key("cmd-b", "mi-unknown"), StartedAt: t1},
+			{InvocationKey: key("cmd-a", "mi-1"), StartedAt: t1}, // running already
+			{InvocationKey: key("cmd-b", "mi-2"), StartedAt: t1}, // finished already
+			{InvocationKey: key("cmd-unknown", "mi-0")},
+			{InvocationKey: key("cmd-b", "mi-1")},
+		}
+		out, err := s.AckInvocations(ctx, acks, t2)
+		require.NoError(t, err)
+		require.Len(t, out, len(acks))
+		inProgress := func(id string) *store.StatusChange {
+			return &store.StatusChange{InstanceID: id, Status: "InProgress", StatusDetails: "In Progress"}
+		}
+		wantChange := []*store.StatusChange{inProgress("mi-0"), inProgress("mi-0"), nil, nil, nil, nil, nil, inProgress("mi-1")}
+		wantNotFound := []bool{false, false, false, true, false, false, true, false}
+		for i := range acks {
+			require.Equal(t, wantChange[i], out[i].Change, "ack %d", i)
+			if wantNotFound[i] {
+				require.ErrorIs(t, out[i].Err, store.ErrNotFound, "ack %d", i)
+			} else {
+				require.NoError(t, out[i].Err, "ack %d", i)
+			}
+		}
+
+		tests := []struct {
+			k           store.InvocationKey
+			wantStatus  string
+			wantStarted time.Time
+			wantAcked   time.Time
+		}{
+			{key("cmd-b", "mi-0"), "InProgress/In Progress", t1, t2},
+			{key("cmd-b", "mi-1"), "InProgress/In Progress", time.Time{}, t2},
+			{key("cmd-b", "mi-2"), "Failed/Failed", t1, t0},
+			{key("cmd-a", "mi-0"), "InProgress/In Progress", time.Time{}, t2},
+			{key("cmd-a", "mi-1"), "InProgress/In Progress", t0, t0},
+		}
+		for _, tt := range tests {
+			inv, err := s.GetInvocation(ctx, tt.k)
+			require.NoError(t, err)
+			require.Equal(t, tt.wantStatus, inv.Status+"/"+inv.StatusDetails, tt.k)
+			require.True(t, tt.wantAcked.Equal(*inv.AckedAt), tt.k)
+			require.NotNil(t, inv.SentAt, tt.k)
+			if tt.wantStarted.IsZero() {
+				require.Nil(t, inv.StartedAt, tt.k)
+			} else {
+				require.True(t, tt.wantStarted.Equal(*inv.StartedAt), "%v: started %v", tt.k, inv.StartedAt)
+			}
+		}
+		require.Equal(t, append(beforeB, "mi-0 InProgress", "mi-1 InProgress"), eventsSince(t, s, "cmd-b", 0))
+		require.Equal(t, append(beforeA, "mi-0 InProgress"), eventsSince(t, s, "cmd-a", 0))
+
+		// An empty batch is no error.
+		out, err = s.AckInvocations(ctx, nil, t2)
+		require.NoError(t, err)
+		require.Empty(t, out)
+	})
+}
+
+// eventsSince returns "instance status" of commandID's events after ID
+// after.
+func eventsSince(t *testing.T, s *store.Store, commandID string, after int64) []string {
+	t.Helper()
+	evs, err := s.InvocationEvents(ctxT(t), commandID, after, 1000)
+	require.NoError(t, err)
+	got := []string{}
+	for _, e := range evs {
+		got = append(got, e.InstanceID+" "+e.Status)
+	}
+	return got
+}
+
+func TestCompleteInvocationsBatch(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := ctxT(t)
+		cb := newCommand("cmd-b", t0)
+		cb.MaxOutputBytes = 5
+		seedCommand(t, s, cb, "mi-0", "mi-1", "mi-2", "mi-3")
+		seedCommand(t, s, newCommand("cmd-a", t0), "mi-0", "mi-1")
+		t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+		applied, err := s.CompleteInvocation(ctx, key("cmd-b", "mi-2"), store.InvocationReport{Status: "Failed"}, t0)
+		require.NoError(t, err)
+		require.True(t, applied)
+		require.NoError(t, s.AppendOutput(ctx, key("cmd-b", "mi-3"), "stdout", 0, "streamed", 5))
+		require.NoError(t, s.AppendOutput(ctx, key("cmd-b", "mi-3"), "stderr", 0, "e", 5))
+		cmdBEvents := eventsSince(t, s, "cmd-b", 0)
+
+		success := store.InvocationReport{Status: "Success", ResponseCode: 0, StartedAt: t1, EndedAt: t2, StepResults: `[]`, Stdout: "hello world"}
+		reports := []store.InvocationCompletion{
+			{InvocationKey: key("cmd-b", "mi-0"), Report: success},
+			{InvocationKey: key("cmd-a", "mi-1"), Report: store.InvocationReport{Status: "TimedOut", StatusDetails: "Execution Timed Out", ResponseCode: 124}},
+			{InvocationKey: key("cmd-b", "mi-0"), Report: store.InvocationReport{Status: "Failed", ResponseCode: 1}}, // the first wins
+			{InvocationKey: key("cmd-b", "mi-2"), Report: success},                                                   // terminal already
+			{InvocationKey: key("cmd-b", "mi-unknown"), Report: success},
+			{InvocationKey: key("cmd-a", "mi-0"), Report: store.InvocationReport{Status: "InProgress"}}, // not terminal
+			{InvocationKey: key("cmd-b", "mi-3"), Report: store.InvocationReport{Status: "Failed", ResponseCode: 2, Stdout: "str", Stderr: "error"}},
+			{InvocationKey: key("cmd-unknown", "mi-0"), Report: success},
+		}
+		out, err := s.CompleteInvocations(ctx, reports, t2)
+		require.NoError(t, err)
+		require.Len(t, out, len(reports))
+		wantApplied := []bool{true, true, false, false, false, false, true, false}
+		wantErr := []error{nil, nil, nil, nil, store.ErrNotFound, store.ErrInvalidArgument, nil, store.ErrNotFound}
+		for i := range reports {
+			require.Equal(t, wantApplied[i], out[i].Applied, "report %d", i)
+			if wantErr[i] != nil {
+				require.ErrorIs(t, out[i].Err, wantErr[i], "report %d", i)
+			} else {
+				require.NoError(t, out[i].Err, "report %d", i)
+			}
+		}
+
+		tests := []struct {
+			k                     store.InvocationKey
+			want                  string
+			code                  int
+			stdout, stderr        string
+			stdoutTrunc, errTrunc bool
+		}{
+			{key("cmd-b", "mi-0"), "Success/Success", 0, "hello", "", true, false},
+			{key("cmd-b", "mi-1"), "Pending/Pending", -1, "", "", false, false},
+			{key("cmd-b", "mi-2"), "Failed/Failed", 0, "", "", false, false},
+			// The streamed stdout is longer than the report's; stderr is not.
+			{key("cmd-b", "mi-3"), "Failed/Failed", 2, "strea", "error", true, false},
+			{key("cmd-a", "mi-0"), "Pending/Pending", -1, "", "", false, false},
+			{key("cmd-a", "mi-1"), "TimedOut/Execution Timed Out", 124, "", "", false, false},
+		}
+		for _, tt := range tests {
+			inv, err := s.GetInvocation(ctx, tt.k)
+			require.NoError(t, err)
+			got := fmt.Sprintf("%s/%s %d %q %q %v %v", inv.Status, inv.StatusDetails, inv.ResponseCode, inv.Stdout, inv.Stderr, inv.StdoutTruncated, inv.StderrTruncated)
+			want := fmt.Sprintf("%s %d %q %q %v %v", tt.want, tt.code, tt.stdout, tt.stderr, tt.stdoutTrunc, tt.errTrunc)
+			require.Equal(t, want, got, tt.k)
+		}
+		inv, err := s.GetInvocation(ctx, key("cmd-b", "mi-0"))
+		require.NoError(t, err)
+		require.True(t, t1.Equal(*inv.StartedAt))
+		require.True(t, t2.Equal(*inv.EndedAt))
+		require.True(t, t2.Equal(*inv.AckedAt))
+		require.Equal(t, `[]`, inv.StepResults)
+		inv, err = s.GetInvocation(ctx, key("cmd-a", "mi-1"))
+		require.NoError(t, err)
+		require.Nil(t, inv.StartedAt, "a zero time keeps the column")
+		require.Nil(t, inv.EndedAt)
+
+		// Events exactly for the applied reports.
+		require.Equal(t, append(cmdBEvents, "mi-0 Success", "mi-3 Failed"), eventsSince(t, s, "cmd-b", 0))
+		require.Equal(t, []string{"mi-1 TimedOut"}, eventsSince(t, s, "cmd-a", 0))
+	})
+}
+
+// TestBatchesConcurrent runs overlapping batches over the same commands in
+// opposite input orders: sorted lock order means no deadlock on
+// PostgreSQL, and every invocation ends with exactly one terminal event.
+func TestBatchesConcurrent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := ctxT(t)
+		var insts []string
+		for i := range 50 {
+			insts = append(insts, fmt.Sprintf("mi-%02d", i))
+		}
+		cmds := []string{"cmd-a", "cmd-b", "cmd-c"}
+		for _, c := range cmds {
+			seedCommand(t, s, newCommand(c, t0), insts...)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for w := range 8 {
+			wg.Go(func() {
+				var acks []store.InvocationAck
+				var reports []store.InvocationCompletion
+				for _, c := range cmds {
+					for _, inst := range insts {
+						k := key(c, inst)
+						acks = append(acks, store.InvocationAck{InvocationKey: k, StartedAt: t0})
+						reports = append(reports, store.InvocationCompletion{InvocationKey: k, Report: store.InvocationReport{Status: "Success"}})
+					}
+				}
+				if w%2 == 1 {
+					slices.Reverse(acks)
+					slices.Reverse(reports)
+				}
+				if _, err := s.AckInvocations(ctx, acks, t0); err != nil {
+					errs[w] = err
+					return
+				}
+				_, errs[w] = s.CompleteInvocations(ctx, reports, t0)
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		for _, c := range cmds {
+			counts, err := s.CountInvocations(ctx, c)
+			require.NoError(t, err)
+			require.Equal(t, map[string]int{"Success": len(insts)}, counts)
+			evs := eventsSince(t, s, c, 0)
+			require.Len(t, evs, 2*len(insts), "one InProgress and one Success event each")
 		}
 	})
 }
