@@ -25,7 +25,8 @@ var allowed = map[string][]string{
 	"internal/certs":       {},
 	"internal/temporaldev": {},
 	"internal/gateway":     {"internal/store", "agent/agentproto"},
-	"agent":                {"agent/agentproto", "internal/document"},
+	"agent/datachannel":    {"agent/agentproto"},
+	"agent":                {"agent/agentproto", "agent/datachannel", "internal/document"},
 	"workflows":            {"internal/document"},
 	// activities implement the workflows' activity contracts, so they use
 	// the input and result types declared next to the workflow.

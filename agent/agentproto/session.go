@@ -115,3 +115,9 @@ var DeniedForwardHosts = []string{
 	"169.254.169.254", "169.254.169.253", "169.254.169.123", "169.254.170.2",
 	"fd00:ec2::254", "fd00:ec2::253", "fd00:ec2::123", "metadata.google.internal",
 }
+
+// MaxFrameBytes bounds one data channel message (the type byte and its
+// payload) in every hop: the agent, the server bridge and the client set
+// it as their WebSocket read limit, and senders split FrameData into
+// smaller frames. Since v1.
+const MaxFrameBytes = 1 << 20

@@ -204,8 +204,9 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 	}
 
 	var (
-		mu sync.Mutex
-		ws *websocket.Conn
+		mu      sync.Mutex
+		ws      *websocket.Conn
+		pending []byte // typed while no connection is up; sent on connect
 	)
 	current := func() *websocket.Conn {
 		mu.Lock()
@@ -218,7 +219,13 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 		for {
 			n, err := stdin.Read(buf)
 			if n > 0 {
-				if conn := current(); conn != nil {
+				mu.Lock()
+				conn := ws
+				if conn == nil {
+					pending = append(pending, buf[:n]...)
+				}
+				mu.Unlock()
+				if conn != nil {
 					_ = writeFrame(ctx, conn, agentproto.FrameData, buf[:n])
 				}
 			}
@@ -255,7 +262,12 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 		}
 		mu.Lock()
 		ws = conn
+		typed := pending
+		pending = nil
 		mu.Unlock()
+		if len(typed) > 0 {
+			_ = writeFrame(ctx, conn, agentproto.FrameData, typed)
+		}
 		ended, code, closeMsg, err := readSession(ctx, conn, stdout, stderr)
 		mu.Lock()
 		ws = nil

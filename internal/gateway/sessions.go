@@ -207,7 +207,7 @@ func (b *SessionBridge) ServeClient(w http.ResponseWriter, r *http.Request, info
 		b.log.Warn("client upgrade failed", "sessionId", info.SessionID, "err", err)
 		return
 	}
-	ws.SetReadLimit(agentproto.MaxMessageBytes)
+	ws.SetReadLimit(agentproto.MaxFrameBytes)
 	ctx := context.WithoutCancel(r.Context())
 
 	if s := b.get(info.SessionID); s != nil {
@@ -321,7 +321,7 @@ func (b *SessionBridge) ServeAgent(w http.ResponseWriter, r *http.Request, insta
 	if err != nil {
 		return
 	}
-	ws.SetReadLimit(agentproto.MaxMessageBytes)
+	ws.SetReadLimit(agentproto.MaxFrameBytes)
 	select {
 	case s.agentReady <- ws:
 	default:
@@ -557,14 +557,16 @@ func (s *liveSession) end(ctx context.Context, status, details string, exitCode 
 	s.client = nil
 	s.mu.Unlock()
 
+	// The recording is complete before the client hears of the end, so
+	// an export right after the client exits has all of it.
+	if s.rec != nil {
+		s.rec.close()
+	}
 	if client != nil {
 		_ = writeFrame(ctx, client, agentproto.FrameClose, []byte(details))
 		_ = client.Close(websocket.StatusNormalClosure, "")
 	}
 	_ = s.agent.Close(websocket.StatusNormalClosure, "")
-	if s.rec != nil {
-		s.rec.close()
-	}
 	s.b.mu.Lock()
 	delete(s.b.sessions, s.info.SessionID)
 	s.b.mu.Unlock()
@@ -622,10 +624,13 @@ type recorder struct {
 
 func newRecorder(b *SessionBridge, id string, cols, rows int, start time.Time) *recorder {
 	r := &recorder{b: b, id: id, start: start, stop: make(chan struct{}), stopped: make(chan struct{})}
-	header, _ := json.Marshal(map[string]any{
-		"version": 2, "width": cols, "height": rows, "timestamp": start.Unix(),
-		"env": map[string]string{"TERM": "xterm-256color", "SHELL": "/bin/bash"},
-	})
+	header, _ := json.Marshal(struct {
+		Version   int               `json:"version"`
+		Width     int               `json:"width"`
+		Height    int               `json:"height"`
+		Timestamp int64             `json:"timestamp"`
+		Env       map[string]string `json:"env"`
+	}{2, cols, rows, start.Unix(), map[string]string{"TERM": "xterm-256color", "SHELL": "/bin/bash"}})
 	r.pending = append(header, '\n')
 	go r.flushLoop()
 	return r
