@@ -424,6 +424,7 @@ func (s *Server) streamSession(c *gin.Context) {
 		SessionID: sess.SessionID, Target: sess.Target, Kind: sess.Kind, RunAsUser: sess.RunAsUser,
 		ShellProfile: sess.ShellProfile, Command: sess.Command, Host: sess.Host, Port: sess.Port,
 		Recording: sess.RecordingEnabled, RecordInput: sess.RecordInput, Connection: sess.Connections,
+		IdleTimeout: time.Duration(sess.IdleTimeoutSeconds) * time.Second,
 	})
 }
 

@@ -33,8 +33,10 @@ import (
 // shells in real PTYs.
 func TestSessions(t *testing.T) {
 	hooks := newWebhookReceiver(t, "hook-secret")
+	sinkFile := filepath.Join(t.TempDir(), "sessions.jsonl")
 	s := startStack(t, stackOptions{dialect: "sqlite", heartbeat: "1s", connectionLostAfter: "3s", serverArgs: []string{
-		"--session-idle-timeout", "6s",
+		"--session-idle-timeout", "6s", "--session-max-duration", "15s",
+		"--session-log-sink", "file:" + sinkFile,
 		"--audit-webhook-url", hooks.srv.URL, "--audit-webhook-secret", "hook-secret",
 	}})
 	s.startWorker()
@@ -78,7 +80,7 @@ func TestSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(cast, `{"version":2`) || !strings.Contains(cast, `"o","hello`) {
+		if !strings.HasPrefix(cast, `{"version":2`) || !strings.Contains(castOutput(cast), "\rhello\r\n") {
 			t.Errorf("recording does not hold the output:\n%.500s", cast)
 		}
 		replayed, _, err := s.tryCLI("session", "replay", id, "--max-idle", "10ms")
@@ -137,6 +139,107 @@ func TestSessions(t *testing.T) {
 		}
 		if sess := s.session(t, id); sess.Status != "Terminated" || !strings.Contains(sess.Details, "idle") {
 			t.Errorf("session %+v, want Terminated by idle timeout", sess)
+		}
+	})
+
+	t.Run("MaxDuration", func(t *testing.T) {
+		term := s.startTerminal(t, "session", "start", "--target", target)
+		start := time.Now()
+		go func() { // keep it busy so only the maximum duration can end it
+			for i := 0; i < 40; i++ {
+				term.send("echo tick\r")
+				time.Sleep(time.Second)
+			}
+		}()
+		term.wait(t)
+		if waited := time.Since(start); waited < 12*time.Second {
+			t.Errorf("busy session ended after %s, before its 15 s maximum", waited)
+		}
+		id := s.lastSession(t)
+		if sess := s.session(t, id); !strings.Contains(sess.Details, "maximum session duration") {
+			t.Errorf("session %+v, want ended by the maximum duration", sess)
+		}
+	})
+
+	t.Run("ResumeAfterNetworkBlip", func(t *testing.T) {
+		var started struct {
+			Session    struct{ SessionID string }
+			TokenValue string
+			StreamURL  string
+		}
+		if err := s.apiJSON("POST", "/v1/sessions", map[string]any{"target": target, "reason": "resume test"}, &started); err != nil {
+			t.Fatal(err)
+		}
+		id := started.Session.SessionID
+		ctx := context.Background()
+		dial := func(token string) *websocket.Conn {
+			ws, _, err := websocket.Dial(ctx, s.url+started.StreamURL,
+				&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+			if err != nil {
+				t.Fatalf("open stream: %v", err)
+			}
+			return ws
+		}
+		ws := dial(started.TokenValue)
+		send := func(ws *websocket.Conn, text string) {
+			_ = ws.Write(ctx, websocket.MessageBinary, append([]byte{agentproto.FrameData}, text...))
+		}
+		send(ws, "sleep 1; echo after-the-bl''ip\r")
+		ws.CloseNow() // the network drops: no close frame
+		eventually(t, 10*time.Second, "session Disconnected", func() error {
+			if st := s.session(t, id).Status; st != "Disconnected" {
+				return fmt.Errorf("status %s", st)
+			}
+			return nil
+		})
+		var resumed struct{ TokenValue string }
+		if err := s.apiJSON("POST", "/v1/sessions/"+id+"/resume", map[string]any{}, &resumed); err != nil {
+			t.Fatal(err)
+		}
+		ws = dial(resumed.TokenValue)
+		defer ws.CloseNow()
+		// Output produced while disconnected was kept and arrives now.
+		var out strings.Builder
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(out.String(), "after-the-blip") && time.Now().Before(deadline) {
+			rctx, cancel := context.WithTimeout(ctx, time.Until(deadline))
+			_, b, err := ws.Read(rctx)
+			cancel()
+			if err != nil {
+				break
+			}
+			if len(b) > 0 && b[0] == agentproto.FrameData {
+				out.Write(b[1:])
+			}
+		}
+		if !strings.Contains(out.String(), "after-the-blip") {
+			t.Errorf("resumed stream shows %q", out.String())
+		}
+		if st := s.session(t, id).Status; st != "Connected" {
+			t.Errorf("status after resume %s", st)
+		}
+		var audit struct {
+			Events []struct{ Action, Resource string }
+		}
+		s.cli(&audit, "audit", "list")
+		found := false
+		for _, e := range audit.Events {
+			found = found || (e.Action == "session.resume" && strings.Contains(e.Resource, id))
+		}
+		if !found {
+			t.Error("no session.resume audit entry")
+		}
+		hooks.expect(t, "session.resume", id, "resume test")
+		_ = ws.Write(ctx, websocket.MessageBinary, []byte{agentproto.FrameClose})
+	})
+
+	t.Run("LogSink", func(t *testing.T) {
+		b, err := os.ReadFile(sinkFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `"stream":"output"`) || !strings.Contains(string(b), "hello") {
+			t.Errorf("session log sink holds %.300q", b)
 		}
 	})
 
@@ -203,9 +306,23 @@ func TestSessions(t *testing.T) {
 		pf.stop()
 
 		// Metadata addresses are refused on the node.
+		time.Sleep(500 * time.Millisecond)
 		_, stderr, err := s.tryCLI("session", "port-forward", "--target", target, "--remote-host", "169.254.169.254", "--remote-port", "80")
 		if err == nil || !strings.Contains(stderr, "169.254.169.254") {
 			t.Errorf("forwarding to the metadata address: %v, %q", err, stderr)
+		}
+	})
+
+	t.Run("PerNodeLimit", func(t *testing.T) {
+		// Sessions count from the moment they start (5 per node by default).
+		var refused bool
+		for i := 0; i < 6 && !refused; i++ {
+			var out map[string]any
+			err := s.apiJSON("POST", "/v1/sessions", map[string]any{"target": target}, &out)
+			refused = err != nil && strings.Contains(err.Error(), "429")
+		}
+		if !refused {
+			t.Error("the sixth concurrent session on a node was not refused")
 		}
 	})
 }
@@ -481,4 +598,17 @@ func (w *webhookReceiver) expect(t *testing.T, event, sessionID, reason string) 
 		}
 		return fmt.Errorf("not among %v", w.events)
 	})
+}
+
+// castOutput concatenates the output events of an asciicast v2 recording.
+func castOutput(cast string) string {
+	var out strings.Builder
+	for _, line := range scanLines(cast)[1:] {
+		var ev []any
+		if json.Unmarshal([]byte(line), &ev) == nil && len(ev) == 3 && ev[1] == "o" {
+			s, _ := ev[2].(string)
+			out.WriteString(s)
+		}
+	}
+	return out.String()
 }

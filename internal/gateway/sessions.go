@@ -41,6 +41,9 @@ type SessionInfo struct {
 	Port         int
 	Recording    bool
 	RecordInput  bool
+	// IdleTimeout is the session's idle timeout; activity is reported to
+	// the workflow often enough to keep a busy session alive.
+	IdleTimeout time.Duration
 	// Connection numbers the client connections of a session (1 for the
 	// first, 2 after a resume...), so the workflow can tell a late
 	// disconnect of an old connection from the current one's.
@@ -524,7 +527,11 @@ func (s *liveSession) toClient(ctx context.Context, typ byte, payload []byte) {
 func (s *liveSession) activity(ctx context.Context) {
 	now := s.b.cfg.Now()
 	s.mu.Lock()
-	due := now.Sub(s.lastReported) >= s.b.cfg.ActivityEvery
+	every := s.b.cfg.ActivityEvery
+	if idle := s.info.IdleTimeout; idle > 0 && idle/3 < every {
+		every = idle / 3
+	}
+	due := now.Sub(s.lastReported) >= every
 	if due {
 		s.lastReported = now
 	}
