@@ -218,6 +218,11 @@ func (s *Server) sendCommand(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if d.doc == nil {
+		fail(c, &Error{Status: http.StatusBadRequest, Code: "InvalidDocument", Field: "documentName",
+			Message: fmt.Sprintf("%s is a %s document; Run Command needs a Command document", d.row.Name, d.row.DocumentType)})
+		return
+	}
 	params, err := document.ResolveAny(d.doc, req.Parameters)
 	if err != nil {
 		fail(c, paramError(err))
@@ -376,6 +381,9 @@ func (s *Server) expandRunDocument(ctx context.Context, st document.Step, platfo
 	nested, err := s.loadDocument(ctx, name, version)
 	if err != nil {
 		return nil, fmt.Errorf("step %s: %w", st.Name, err)
+	}
+	if nested.doc == nil {
+		return nil, badRequest("documentName", "step %s: %s is not a Command document", st.Name, name)
 	}
 	params, err := document.ResolveAny(nested.doc, in.DocumentParameters)
 	if err != nil {

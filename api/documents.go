@@ -44,7 +44,9 @@ type documentJSON struct {
 // loadedDocument is a document version resolved from the built-ins or the
 // store, parsed.
 type loadedDocument struct {
-	doc     *document.Document
+	doc *document.Document
+	// session is set instead of doc for Session documents.
+	session *document.SessionDocument
 	row     store.Document
 	head    store.DocumentHead
 	builtin bool
@@ -55,13 +57,19 @@ func (d loadedDocument) json(withContent bool) documentJSON {
 	if d.builtin {
 		owner = ownerBuiltin
 	}
-	params := make([]*document.Parameter, 0, len(d.doc.Parameters))
-	for _, n := range d.doc.ParameterNames() {
-		params = append(params, d.doc.Parameters[n])
+	params := []*document.Parameter{}
+	schema, description := "", ""
+	if d.doc != nil {
+		for _, n := range d.doc.ParameterNames() {
+			params = append(params, d.doc.Parameters[n])
+		}
+		schema, description = d.doc.SchemaVersion, d.doc.Description
+	} else if d.session != nil {
+		schema, description = d.session.SchemaVersion, d.session.Description
 	}
 	out := documentJSON{
 		Name: d.row.Name, Owner: owner, DocumentType: d.row.DocumentType, DocumentFormat: d.row.DocumentFormat,
-		SchemaVersion: d.doc.SchemaVersion, Description: d.doc.Description,
+		SchemaVersion: schema, Description: description,
 		DocumentVersion: strconv.Itoa(d.row.Version), DefaultVersion: strconv.Itoa(d.head.DefaultVersion),
 		LatestVersion: strconv.Itoa(d.head.LatestVersion), Hash: d.row.Hash, HashType: "Sha256",
 		CreatedDate: d.row.CreatedAt.UTC(), Parameters: params,
@@ -132,6 +140,13 @@ func (s *Server) loadDocument(ctx context.Context, name string, version int) (lo
 	if err != nil {
 		return loadedDocument{}, err
 	}
+	if row.DocumentType == documentTypeSession {
+		sd, err := document.ParseSession([]byte(row.Content), document.Format(row.DocumentFormat))
+		if err != nil {
+			return loadedDocument{}, err
+		}
+		return loadedDocument{session: sd, row: row, head: head}, nil
+	}
 	doc, err := document.Parse([]byte(row.Content), document.Format(row.DocumentFormat))
 	if err != nil {
 		return loadedDocument{}, err // stored content was valid when stored; a parser change is a server bug
@@ -151,10 +166,35 @@ type documentRequest struct {
 	DocumentType   string `json:"documentType"`
 }
 
+// Document types we store.
+const (
+	documentTypeCommand = "Command"
+	documentTypeSession = "Session"
+)
+
+// parsedContent is validated document content: one of the two parses.
+type parsedContent struct {
+	docType string
+	format  string
+	command *document.Document
+	session *document.SessionDocument
+}
+
+func (p parsedContent) schemaAndDescription() (string, string) {
+	if p.session != nil {
+		return p.session.SchemaVersion, p.session.Description
+	}
+	return p.command.SchemaVersion, p.command.Description
+}
+
 // parseDocumentContent validates submitted content, naming the problem.
-func parseDocumentContent(req documentRequest) (*document.Document, string, error) {
-	if req.DocumentType != "" && req.DocumentType != "Command" {
-		return nil, "", badRequest("documentType", "documentType %q is not supported; use Command", truncate(req.DocumentType, 30))
+func parseDocumentContent(req documentRequest) (parsedContent, error) {
+	switch req.DocumentType {
+	case "", documentTypeCommand:
+		req.DocumentType = documentTypeCommand
+	case documentTypeSession:
+	default:
+		return parsedContent{}, badRequest("documentType", "documentType %q is not supported; use Command or Session", truncate(req.DocumentType, 30))
 	}
 	format := document.Format(strings.ToUpper(req.DocumentFormat))
 	switch format {
@@ -165,16 +205,22 @@ func parseDocumentContent(req documentRequest) (*document.Document, string, erro
 			format = document.FormatYAML
 		}
 	default:
-		return nil, "", badRequest("documentFormat", "documentFormat must be JSON or YAML")
+		return parsedContent{}, badRequest("documentFormat", "documentFormat must be JSON or YAML")
 	}
 	if strings.TrimSpace(req.Content) == "" {
-		return nil, "", badRequest("content", "content is required")
+		return parsedContent{}, badRequest("content", "content is required")
 	}
-	doc, err := document.Parse([]byte(req.Content), format)
+	p := parsedContent{docType: req.DocumentType, format: string(format)}
+	var err error
+	if p.docType == documentTypeSession {
+		p.session, err = document.ParseSession([]byte(req.Content), format)
+	} else {
+		p.command, err = document.Parse([]byte(req.Content), format)
+	}
 	if err != nil {
-		return nil, "", &Error{Status: http.StatusBadRequest, Code: "InvalidDocumentContent", Field: "content", Message: err.Error()}
+		return parsedContent{}, &Error{Status: http.StatusBadRequest, Code: "InvalidDocumentContent", Field: "content", Message: err.Error()}
 	}
-	return doc, string(format), nil
+	return p, nil
 }
 
 func (s *Server) createDocument(c *gin.Context) {
@@ -192,13 +238,14 @@ func (s *Server) createDocument(c *gin.Context) {
 		fail(c, badRequest("name", "%s", msg))
 		return
 	}
-	doc, format, err := parseDocumentContent(req)
+	parsed, err := parseDocumentContent(req)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	row := store.Document{Name: req.Name, DocumentType: "Command", DocumentFormat: format, SchemaVersion: doc.SchemaVersion,
-		Description: truncate(doc.Description, 1024), Content: req.Content, Hash: sha256Hex([]byte(req.Content)),
+	schema, description := parsed.schemaAndDescription()
+	row := store.Document{Name: req.Name, DocumentType: parsed.docType, DocumentFormat: parsed.format, SchemaVersion: schema,
+		Description: truncate(description, 1024), Content: req.Content, Hash: sha256Hex([]byte(req.Content)),
 		CreatedBy: actor(c), CreatedAt: s.cfg.Now().UTC()}
 	if err := s.cfg.Store.CreateDocument(c.Request.Context(), &row); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
@@ -208,7 +255,7 @@ func (s *Server) createDocument(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	d := loadedDocument{doc: doc, row: row, head: store.DocumentHead{Name: row.Name, DefaultVersion: 1, LatestVersion: 1}}
+	d := loadedDocument{doc: parsed.command, session: parsed.session, row: row, head: store.DocumentHead{Name: row.Name, DefaultVersion: 1, LatestVersion: 1}}
 	c.JSON(http.StatusCreated, gin.H{"document": d.json(false)})
 }
 
@@ -228,13 +275,19 @@ func (s *Server) updateDocument(c *gin.Context) {
 		fail(c, &Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: "built-in documents cannot be changed"})
 		return
 	}
-	doc, format, err := parseDocumentContent(req)
+	if req.DocumentType == "" {
+		if _, head, err := s.cfg.Store.GetDocument(c.Request.Context(), name, 0); err == nil {
+			req.DocumentType = head.DocumentType
+		}
+	}
+	parsed, err := parseDocumentContent(req)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	row := store.Document{Name: name, DocumentType: "Command", DocumentFormat: format, SchemaVersion: doc.SchemaVersion,
-		Description: truncate(doc.Description, 1024), Content: req.Content, Hash: sha256Hex([]byte(req.Content)),
+	schema, description := parsed.schemaAndDescription()
+	row := store.Document{Name: name, DocumentType: parsed.docType, DocumentFormat: parsed.format, SchemaVersion: schema,
+		Description: truncate(description, 1024), Content: req.Content, Hash: sha256Hex([]byte(req.Content)),
 		CreatedBy: actor(c), CreatedAt: s.cfg.Now().UTC()}
 	switch err := s.cfg.Store.UpdateDocument(c.Request.Context(), &row); {
 	case errors.Is(err, store.ErrNotFound):
@@ -301,7 +354,7 @@ func (s *Server) listDocuments(c *gin.Context) {
 	var next string
 	if c.Query("owner") != ownerBuiltin {
 		var heads []store.DocumentHead
-		heads, next, err = s.cfg.Store.ListDocuments(c.Request.Context(), store.DocumentFilter{DocumentType: "Command", NamePrefix: prefix, MaxResults: max, NextToken: token})
+		heads, next, err = s.cfg.Store.ListDocuments(c.Request.Context(), store.DocumentFilter{DocumentType: c.Query("documentType"), NamePrefix: prefix, MaxResults: max, NextToken: token})
 		if err != nil {
 			fail(c, err)
 			return

@@ -26,6 +26,17 @@ func TestHandlerServesTheConsole(t *testing.T) {
 		{"/pages/send.js", "text/javascript", "/commands"},
 		{"/style.css", "text/css", ".status.Online"},
 		{"/style.css", "text/css", ".status.Success"},
+		{"/style.css", "text/css", ".status.Connected"},
+		{"/pages/sessions.js", "text/javascript", "/sessions"},
+		{"/terminal.js", "text/javascript", "adoptedStyleSheets"},
+		{"/main.js", "text/javascript", `import "./pages/sessions.js"`},
+		// xterm.js is vendored and served by the console itself; the ES
+		// module builds only load with a JavaScript MIME type (nosniff).
+		{"/vendor/xterm/xterm.mjs", "text/javascript", "export{"},
+		{"/vendor/xterm/addon-fit.mjs", "text/javascript", "FitAddon"},
+		{"/vendor/xterm/xterm.css", "text/css", ".xterm"},
+		{"/vendor/xterm/LICENSE", "", "MIT"},
+		{"/", "text/html", `href="/vendor/xterm/xterm.css"`},
 		// Unknown paths serve the shell, so a reload on any console URL works.
 		{"/instances/mi-0123456789abcdef0", "text/html", "<main id=\"view\">"},
 		{"/pages", "text/html", "<main id=\"view\">"},

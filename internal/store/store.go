@@ -91,9 +91,6 @@ func open(ctx context.Context, dialect string, dialector gorm.Dialector, memory 
 		Logger:               &gormLogger{log: log},
 		NowFunc:              func() time.Time { return time.Now().UTC() },
 		DisableAutomaticPing: true, // pinged below with ctx
-		// Hot statements (acks, results, outbox reads) are prepared once
-		// per connection instead of on every call.
-		PrepareStmt: true,
 	})
 	if err != nil {
 		return nil, classify("open database", err)

@@ -6,5 +6,6 @@ import "./pages/fleet.js";
 import "./pages/instances.js";
 import "./pages/commands.js";
 import "./pages/send.js";
+import "./pages/sessions.js";
 
 start();

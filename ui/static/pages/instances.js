@@ -81,7 +81,8 @@ route(/^\/instances\/([^/]+)$/, (view, _params, id) => {
   const commands = h("tbody", { id: "instance-commands" });
   view.append(h("p", {}, h("a", { href: "#/instances" }, "‹ Managed nodes")),
     h("div", { class: "titlebar" }, h("h1", {}, id), h("span", { class: "spacer" }),
-      h("a", { class: "button", id: "instance-run", href: "#/commands/new?instanceId=" + encodeURIComponent(id) }, "Run command")),
+      h("a", { class: "button", id: "instance-run", href: "#/commands/new?instanceId=" + encodeURIComponent(id) }, "Run command"),
+      h("a", { class: "button", id: "instance-session", href: "#/sessions/new?target=" + encodeURIComponent(id) }, "Start session")),
     props, h("h2", {}, "Tags"), tags,
     h("h2", {}, "Recent commands"),
     h("table", {}, h("thead", {}, h("tr", {}, ["Command ID", "Document", "Status", "Requested", "Comment"].map((c) => h("th", {}, c)))), commands));
