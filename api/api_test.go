@@ -43,20 +43,27 @@ func newEnv(t *testing.T, st *store.Store) *env {
 // newEnvWith is newEnv with a Workflows implementation for command tests.
 func newEnvWith(t *testing.T, st *store.Store, wf api.Workflows) *env {
 	t.Helper()
+	return newEnvConfig(t, st, func(c *api.Config) { c.Workflows = wf })
+}
+
+// newEnvConfig is newEnv with the config adjusted by configure.
+func newEnvConfig(t *testing.T, st *store.Store, configure func(*api.Config)) *env {
+	t.Helper()
 	e := &env{t: t, st: st, now: time.Now().UTC()}
 	token, err := api.BootstrapAdminToken(context.Background(), st, e.now)
 	if err != nil || token == "" {
 		t.Fatalf("bootstrap admin token: %q %v", token, err)
 	}
 	e.token = token
-	h, err := api.New(api.Config{
+	cfg := api.Config{
 		Store:     st,
 		Gateway:   &noGateway{},
-		Workflows: wf,
 		Registry:  prometheus.NewRegistry(),
 		PublicURL: "http://fleet.test",
 		Now:       func() time.Time { return e.now },
-	})
+	}
+	configure(&cfg)
+	h, err := api.New(cfg)
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}

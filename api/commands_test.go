@@ -21,6 +21,7 @@ type recordingWorkflows struct {
 	mu       sync.Mutex
 	started  []workflows.RunCommandInput
 	cancels  []workflows.CancelRequest
+	sessions []workflows.SessionInput
 	startErr error
 }
 
@@ -34,8 +35,14 @@ func (w *recordingWorkflows) StartCommand(_ context.Context, in workflows.RunCom
 	return nil
 }
 
-func (w *recordingWorkflows) StartSession(context.Context, workflows.SessionInput) error { return nil }
-func (w *recordingWorkflows) TerminateSession(context.Context, string, string) error     { return nil }
+func (w *recordingWorkflows) StartSession(_ context.Context, in workflows.SessionInput) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sessions = append(w.sessions, in)
+	return nil
+}
+
+func (w *recordingWorkflows) TerminateSession(context.Context, string, string) error { return nil }
 
 func (w *recordingWorkflows) CancelCommand(_ context.Context, _ string, req workflows.CancelRequest) error {
 	w.mu.Lock()

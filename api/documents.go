@@ -275,10 +275,12 @@ func (s *Server) updateDocument(c *gin.Context) {
 		fail(c, &Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: "built-in documents cannot be changed"})
 		return
 	}
-	if req.DocumentType == "" {
-		if _, head, err := s.cfg.Store.GetDocument(c.Request.Context(), name, 0); err == nil {
-			req.DocumentType = head.DocumentType
+	if _, head, err := s.cfg.Store.GetDocument(c.Request.Context(), name, 0); err == nil {
+		if req.DocumentType != "" && req.DocumentType != head.DocumentType {
+			fail(c, badRequest("documentType", "document %s is a %s document; a new version cannot change its type", truncate(name, 130), head.DocumentType))
+			return
 		}
+		req.DocumentType = head.DocumentType
 	}
 	parsed, err := parseDocumentContent(req)
 	if err != nil {

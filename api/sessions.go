@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fleetops/fleetops/agent/agentproto"
+	"github.com/fleetops/fleetops/internal/document"
 	"github.com/fleetops/fleetops/internal/gateway"
 	"github.com/fleetops/fleetops/internal/store"
 	"github.com/fleetops/fleetops/workflows"
@@ -55,6 +56,55 @@ func (p *SessionPreferences) setDefaults() {
 	if p.TokenTTL <= 0 {
 		p.TokenTTL = time.Minute
 	}
+}
+
+// with layers a Session document's preferences over the server's. The
+// server's settings are policy a document can tighten but not loosen: a
+// document may shorten the maximum duration and turn recording on, never
+// lengthen the server's maximum or turn its recording off.
+func (p SessionPreferences) with(d document.SessionPreferences) SessionPreferences {
+	if d.IdleTimeoutMinutes > 0 {
+		p.IdleTimeout = time.Duration(d.IdleTimeoutMinutes) * time.Minute
+	}
+	if m := time.Duration(d.MaxDurationMinutes) * time.Minute; m > 0 && (p.MaxDuration == 0 || m < p.MaxDuration) {
+		p.MaxDuration = m
+	}
+	if d.RunAsEnabled {
+		p.RunAsUser = d.RunAsDefaultUser
+	}
+	if d.ShellProfileLinux != "" {
+		p.ShellProfile = d.ShellProfileLinux
+	}
+	if d.RecordingEnabled != nil && *d.RecordingEnabled {
+		p.Recording = true
+	}
+	if d.RecordInput != nil && *d.RecordInput {
+		p.RecordInput = true
+	}
+	return p
+}
+
+// sessionPreferences loads the stored Session document name. A missing
+// document is nil unless required; a Command document is a 400.
+func (s *Server) sessionPreferences(ctx context.Context, name string, required bool) (*document.SessionPreferences, error) {
+	row, _, err := s.cfg.Store.GetDocument(ctx, name, 0)
+	switch {
+	case errors.Is(err, store.ErrNotFound) && !required:
+		return nil, nil
+	case errors.Is(err, store.ErrNotFound):
+		return nil, &Error{Status: http.StatusBadRequest, Code: "InvalidDocument", Field: "documentName",
+			Message: fmt.Sprintf("document %q does not exist; use a stored Session document or %s, %s, %s or %s", truncate(name, 100), docRunShell, docInteractive, docPortForward, docPortForwardHost)}
+	case err != nil:
+		return nil, err
+	case row.DocumentType != documentTypeSession:
+		return nil, &Error{Status: http.StatusBadRequest, Code: "InvalidDocument", Field: "documentName",
+			Message: fmt.Sprintf("document %s is a %s document, not a Session document", truncate(name, 100), row.DocumentType)}
+	}
+	d, err := document.ParseSession([]byte(row.Content), document.Format(row.DocumentFormat))
+	if err != nil {
+		return nil, err // stored content was valid when stored; a parser change is a server bug
+	}
+	return &d.Preferences, nil
 }
 
 // Session documents, as SSM names them.
@@ -117,9 +167,26 @@ func newSessionID(owner string) (string, error) {
 	return prefix + "-" + hex.EncodeToString(b), nil
 }
 
-// sessionFromRequest applies the session document and its parameters.
-func (s *Server) sessionFromRequest(req startSessionRequest) (store.Session, error) {
+// sessionFromRequest applies the session document and its parameters. The
+// server's flags are the defaults; a stored SSM-SessionManagerRunShell
+// document overrides them for every session (as SSM keeps account
+// preferences in that document), and a custom Standard_Stream document
+// named in the request overrides them for its shells.
+func (s *Server) sessionFromRequest(ctx context.Context, req startSessionRequest) (store.Session, error) {
 	p := s.cfg.Sessions
+	prefsDoc := docRunShell
+	switch req.DocumentName {
+	case "", docRunShell, docInteractive, docPortForward, docPortForwardHost:
+	default:
+		prefsDoc = req.DocumentName
+	}
+	prefs, err := s.sessionPreferences(ctx, prefsDoc, prefsDoc != docRunShell)
+	if err != nil {
+		return store.Session{}, err
+	}
+	if prefs != nil {
+		p = p.with(*prefs)
+	}
 	sess := store.Session{
 		Target: req.Target, Reason: req.Reason, DocumentName: req.DocumentName,
 		IdleTimeoutSeconds: int(p.IdleTimeout / time.Second), MaxDurationSeconds: int(p.MaxDuration / time.Second),
@@ -147,10 +214,12 @@ func (s *Server) sessionFromRequest(req startSessionRequest) (store.Session, err
 		return n, nil
 	}
 	allowed := map[string]bool{}
-	var err error
 	switch req.DocumentName {
 	case "", docRunShell:
 		sess.DocumentName, sess.Kind = docRunShell, agentproto.SessionShell
+		sess.RecordingEnabled, sess.RecordInput = p.Recording, p.RecordInput
+	case prefsDoc: // a stored Standard_Stream document: a shell with its preferences
+		sess.Kind = agentproto.SessionShell
 		sess.RecordingEnabled, sess.RecordInput = p.Recording, p.RecordInput
 	case docInteractive:
 		sess.Kind = agentproto.SessionCommand
@@ -175,9 +244,6 @@ func (s *Server) sessionFromRequest(req startSessionRequest) (store.Session, err
 		if err == nil {
 			_, err = port("localPortNumber", "1")
 		}
-	default:
-		return sess, &Error{Status: http.StatusBadRequest, Code: "InvalidDocument", Field: "documentName",
-			Message: fmt.Sprintf("%q is not a session document; use %s, %s, %s or %s", truncate(req.DocumentName, 100), docRunShell, docInteractive, docPortForward, docPortForwardHost)}
 	}
 	if err != nil {
 		return sess, err
@@ -206,7 +272,7 @@ func (s *Server) startSession(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	sess, err := s.sessionFromRequest(req)
+	sess, err := s.sessionFromRequest(ctx, req)
 	if err != nil {
 		fail(c, err)
 		return
@@ -252,7 +318,8 @@ func (s *Server) startSession(c *gin.Context) {
 		return
 	}
 	err = s.cfg.Workflows.StartSession(ctx, workflows.SessionInput{
-		SessionID: sess.SessionID, IdleTimeout: s.cfg.Sessions.IdleTimeout, MaxDuration: s.cfg.Sessions.MaxDuration,
+		SessionID: sess.SessionID, IdleTimeout: time.Duration(sess.IdleTimeoutSeconds) * time.Second,
+		MaxDuration: time.Duration(sess.MaxDurationSeconds) * time.Second,
 	})
 	if err != nil {
 		s.log.Error("start session workflow", "sessionId", sess.SessionID, "err", err)

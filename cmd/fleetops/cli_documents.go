@@ -13,9 +13,9 @@ import (
 func newDocumentCmd() *cobra.Command {
 	o := &clientOptions{}
 	var (
-		file, format string
-		version      string
-		owner        string
+		file, format, docType string
+		version               string
+		owner                 string
 	)
 	readContent := func() (string, error) {
 		if file == "" {
@@ -39,8 +39,8 @@ func newDocumentCmd() *cobra.Command {
 	}
 
 	create := &cobra.Command{
-		Use:   "create NAME --file FILE",
-		Short: "Create a Command document (YAML or JSON, schema 2.2, 2.0 or 1.2) as version 1",
+		Use:   "create NAME --file FILE [--type Session]",
+		Short: "Create a document as version 1: Command (schema 2.2, 2.0 or 1.2) or Session (schema 1.0 Standard_Stream preferences)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			content, err := readContent()
@@ -48,7 +48,7 @@ func newDocumentCmd() *cobra.Command {
 				return err
 			}
 			return call(cmd, o, http.MethodPost, "/v1/documents", nil,
-				map[string]any{"name": args[0], "content": content, "documentFormat": format, "documentType": "Command"}, "document", docTable)
+				map[string]any{"name": args[0], "content": content, "documentFormat": format, "documentType": docType}, "document", docTable)
 		},
 	}
 	update := &cobra.Command{
@@ -64,6 +64,7 @@ func newDocumentCmd() *cobra.Command {
 				map[string]any{"content": content, "documentFormat": format}, "document", docTable)
 		},
 	}
+	create.Flags().StringVar(&docType, "type", "Command", "Command, or Session for session preferences (idle timeout, run-as, shell profile, recording)")
 	for _, c := range []*cobra.Command{create, update} {
 		c.Flags().StringVarP(&file, "file", "f", "", "document file, or - for standard input")
 		c.Flags().StringVar(&format, "format", "", "YAML or JSON (default: detected)")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/yamux"
 	"github.com/spf13/cobra"
@@ -57,7 +58,10 @@ func newPortForwardCmd(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithCancel(cmd.Context())
+			// The stream outlives an interrupt so that Ctrl-C can close the
+			// session cleanly (a FrameClose ends it at once instead of
+			// leaving it Disconnected for the resume grace).
+			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
 			defer cancel()
 			var closeMsg string
 			stream := datachannel.New(ws, nil).Stream(ctx, func(typ byte, payload []byte) error {
@@ -68,13 +72,20 @@ func newPortForwardCmd(o *clientOptions) *cobra.Command {
 			})
 			mux, err := yamux.Client(stream, datachannel.YamuxConfig())
 			if err != nil {
+				_ = stream.Close()
 				return fmt.Errorf("start multiplexer: %w", err)
 			}
 			defer mux.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "session %s: forwarding %s to %s:%d on %s\n",
 				started.Session.SessionID, ln.Addr(), hostOr(remoteHost, "localhost"), remotePort, target)
+			var interrupted atomic.Bool
 			go func() {
-				<-mux.CloseChan()
+				select {
+				case <-cmd.Context().Done():
+					interrupted.Store(true)
+					_ = mux.Close() // closes the stream: FrameClose, then the WebSocket
+				case <-mux.CloseChan():
+				}
 				ln.Close()
 			}()
 			var wg sync.WaitGroup
@@ -93,8 +104,8 @@ func newPortForwardCmd(o *clientOptions) *cobra.Command {
 			if closeMsg != "" {
 				return fmt.Errorf("session ended: %s", closeMsg)
 			}
-			if ctx.Err() != nil {
-				return nil // interrupted
+			if interrupted.Load() {
+				return nil
 			}
 			return errors.New("session ended")
 		},

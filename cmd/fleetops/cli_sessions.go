@@ -277,8 +277,13 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 			exitCode = *code
 		}
 		if ended {
-			if closeMsg != "" && code == nil {
-				fmt.Fprintf(stderr, "\r\nsession ended: %s\r\n", closeMsg)
+			if code == nil {
+				if closeMsg != "" {
+					fmt.Fprintf(stderr, "\r\nsession ended: %s\r\n", closeMsg)
+				}
+				if sessionFailed(ctx, c, id) {
+					return exitSessionFailed, nil
+				}
 			}
 			return exitCode, nil
 		}
@@ -292,6 +297,20 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 			return 0, err
 		}
 	}
+}
+
+// exitSessionFailed is the CLI's exit code for a session that failed
+// without a remote exit code (the agent refused it, say), as ssh exits 255
+// when the connection fails.
+const exitSessionFailed = 255
+
+// sessionFailed reports whether the server recorded the session as Failed.
+func sessionFailed(ctx context.Context, c *apiClient, id string) bool {
+	var out struct {
+		Session struct{ Status string } `json:"session"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, nil, &out)
+	return err == nil && out.Session.Status == "Failed"
 }
 
 // readSession prints the session's frames until it ends or the connection

@@ -233,6 +233,40 @@ func TestSessions(t *testing.T) {
 		_ = ws.Write(ctx, websocket.MessageBinary, []byte{agentproto.FrameClose})
 	})
 
+	t.Run("SessionDocument", func(t *testing.T) {
+		// A stored Standard_Stream document sets the shell profile and the
+		// run-as user of the sessions that name it.
+		doc := filepath.Join(t.TempDir(), "ops-shell.yaml")
+		if err := os.WriteFile(doc, []byte(`schemaVersion: "1.0"
+description: operations shell
+sessionType: Standard_Stream
+inputs:
+  shellProfile:
+    linux: export FROM_PROFILE=ops-doc
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.cli(nil, "document", "create", "Ops-Shell", "--type", "Session", "--file", doc)
+		term := s.startTerminal(t, "session", "start", "--target", target, "--document", "Ops-Shell")
+		term.send("echo profile=$FROM_PROFILE\r")
+		term.expect(t, "profile=ops-doc")
+		term.send("exit\r")
+		term.wait(t)
+		if sess := s.session(t, s.lastSession(t)); sess.DocumentName != "Ops-Shell" {
+			t.Errorf("session document %q, want Ops-Shell", sess.DocumentName)
+		}
+
+		runAs := filepath.Join(t.TempDir(), "run-as.yaml")
+		if err := os.WriteFile(runAs, []byte("schemaVersion: \"1.0\"\nsessionType: Standard_Stream\ninputs:\n  runAsEnabled: true\n  runAsDefaultUser: no-such-user\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.cli(nil, "document", "create", "Ghost-Shell", "--type", "Session", "--file", runAs)
+		ghost := s.startTerminal(t, "session", "start", "--target", target, "--document", "Ghost-Shell")
+		if code := ghost.wait(t); code != 255 || !strings.Contains(ghost.output(), "no-such-user") {
+			t.Errorf("run-as a missing user: exit %d, output %q; want exit 255 and the agent's refusal naming the user", code, ghost.output())
+		}
+	})
+
 	t.Run("LogSink", func(t *testing.T) {
 		b, err := os.ReadFile(sinkFile)
 		if err != nil {
@@ -303,7 +337,17 @@ func TestSessions(t *testing.T) {
 		if err := echoCheck(local, 100<<20); err != nil {
 			t.Error(err)
 		}
+		id := s.lastSession(t)
+		stopAt := time.Now()
 		pf.stop()
+		t.Logf("port-forward stopped %s after Ctrl-C", time.Since(stopAt))
+		// Ctrl-C ends the session at once, not after the resume grace.
+		eventually(t, 10*time.Second, "port-forward session terminated after Ctrl-C", func() error {
+			if st := s.session(t, id).Status; st != "Terminated" {
+				return fmt.Errorf("status %s", st)
+			}
+			return nil
+		})
 
 		// Metadata addresses are refused on the node.
 		time.Sleep(500 * time.Millisecond)
@@ -401,7 +445,7 @@ func (term *terminal) wait(t *testing.T) int {
 }
 
 type sessionView struct {
-	SessionID, Target, Status, Details, Reason string
+	SessionID, Target, Status, Details, Reason, DocumentName string
 }
 
 func (s *stack) session(t *testing.T, id string) sessionView {

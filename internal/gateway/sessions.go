@@ -222,10 +222,11 @@ func (b *SessionBridge) ServeClient(w http.ResponseWriter, r *http.Request, info
 	s, err := b.open(ctx, info, cols, rows)
 	if err != nil {
 		b.log.Info("session failed to open", "sessionId", info.SessionID, "err", err)
+		// The status is written before the client hears, so a client that
+		// asks right after the close sees Failed.
+		_ = b.cfg.Store.SetSessionStatus(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), b.cfg.Now())
 		_ = writeFrame(ctx, ws, agentproto.FrameClose, []byte(err.Error()))
 		_ = ws.Close(websocket.StatusNormalClosure, "")
-		now := b.cfg.Now()
-		_ = b.cfg.Store.SetSessionStatus(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), now)
 		_ = b.cfg.Events.SessionEnded(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), nil)
 		return
 	}
@@ -413,6 +414,12 @@ func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn, connection
 
 	closedByClient := s.pumpClient(ctx, ws)
 	close(gone)
+	if closedByClient {
+		// Answer the client's close handshake now: it waits for this.
+		_ = ws.Close(websocket.StatusNormalClosure, "")
+	} else {
+		_ = ws.CloseNow()
+	}
 
 	s.mu.Lock()
 	current := s.client == ws
