@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetops/fleetops/internal/store"
 )
 
 func (s *Server) healthz(c *gin.Context) {
@@ -120,7 +122,7 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 			Help: "Agent registration attempts by outcome.",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requestDuration, m.registrations, &nodeCollector{store: st}, &commandCollector{store: st}} {
+	for _, c := range []prometheus.Collector{m.requestDuration, m.registrations, &nodeCollector{store: st}, &commandCollector{store: st}, &sessionCollector{store: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -183,6 +185,27 @@ func (cc *commandCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(inFlight))
 	ch <- prometheus.MustNewConstMetric(queuedOfflineDesc, prometheus.GaugeValue, float64(queued))
+}
+
+// sessionCollector reports active sessions by status from the store at
+// scrape time (fleet-wide, whichever replica bridges them).
+type sessionCollector struct{ store Store }
+
+var sessionsDesc = prometheus.NewDesc("fleetops_sessions", "Sessions that have not ended, by status.", []string{"status"}, nil)
+
+func (sc *sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sessionsDesc }
+
+func (sc *sessionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := sc.store.CountActiveSessionsByStatus(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(sessionsDesc, err)
+		return
+	}
+	for _, st := range []string{store.SessionConnecting, store.SessionConnected, store.SessionDisconnected, store.SessionTerminating} {
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
 }
 
 // hostMatches reports whether a download name asks for this server's own

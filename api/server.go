@@ -78,6 +78,7 @@ type Store interface {
 	SetStreamToken(ctx context.Context, id, tokenHash string, expiresAt time.Time) error
 	EndSession(ctx context.Context, id, status, details string, now time.Time) error
 	CountActiveSessions(ctx context.Context, target string) (int, error)
+	CountActiveSessionsByStatus(ctx context.Context) (map[string]int, error)
 	Recording(ctx context.Context, id string) (string, error)
 }
 

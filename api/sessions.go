@@ -137,6 +137,8 @@ type sessionJSON struct {
 	IdleSessionTimeout int        `json:"idleSessionTimeoutSeconds"`
 	MaxSessionDuration int        `json:"maxSessionDurationSeconds"`
 	RecordingBytes     int64      `json:"recordingBytes"`
+	// RecordingTruncated says the recording stopped at the size cap.
+	RecordingTruncated bool `json:"recordingTruncated"`
 }
 
 func toSessionJSON(s store.Session) sessionJSON {
@@ -144,7 +146,7 @@ func toSessionJSON(s store.Session) sessionJSON {
 		SessionID: s.SessionID, Target: s.Target, Owner: s.Owner, Status: s.Status, Reason: s.Reason,
 		DocumentName: s.DocumentName, Kind: s.Kind, StartDate: s.StartedAt.UTC(), EndDate: utc(s.EndedAt),
 		Details: s.Details, IdleSessionTimeout: s.IdleTimeoutSeconds, MaxSessionDuration: s.MaxDurationSeconds,
-		RecordingBytes: s.RecordingBytes,
+		RecordingBytes: s.RecordingBytes, RecordingTruncated: s.RecordingTruncated,
 	}
 }
 

@@ -241,7 +241,7 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 		return nil, err
 	}
 	bridge, err := gateway.NewSessionBridge(gw, gateway.BridgeConfig{
-		Store: st, Events: wf, Logger: log, Sink: sink, RecordingCap: o.sessions.recordingCap,
+		Store: st, Events: wf, Logger: log, Sink: sink, RecordingCap: o.sessions.recordingCap, Registerer: reg,
 	})
 	if err != nil {
 		ln.Close()

@@ -277,6 +277,24 @@ inputs:
 		}
 	})
 
+	t.Run("Metrics", func(t *testing.T) {
+		b, _, err := s.api("GET", "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`fleetops_sessions\{status="Connected"\} \d`),
+			regexp.MustCompile(`fleetops_sessions_ended_total\{kind="Standard_Stream",status="Terminated"\} [1-9]`),
+			regexp.MustCompile(`fleetops_sessions_ended_total\{kind="Standard_Stream",status="Failed"\} [1-9]`),
+			regexp.MustCompile(`fleetops_session_bytes_total\{direction="input"\} [1-9]`),
+			regexp.MustCompile(`fleetops_session_bytes_total\{direction="output"\} [1-9]`),
+		} {
+			if !want.Match(b) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+
 	t.Run("TokenIsSingleUse", func(t *testing.T) {
 		var started struct {
 			Session    struct{ SessionID string }

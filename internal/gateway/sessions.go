@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetops/fleetops/agent/agentproto"
 )
@@ -55,6 +56,7 @@ type SessionStore interface {
 	SetSessionStatus(ctx context.Context, id, status, details string, now time.Time) error
 	SessionsToClose(ctx context.Context, ids []string) ([]string, error)
 	AppendRecording(ctx context.Context, id, data string, maxBytes int64) (bool, error)
+	MarkRecordingTruncated(ctx context.Context, id string) error
 }
 
 // SessionEvents reports what happens to a session to its lifecycle
@@ -97,7 +99,9 @@ type BridgeConfig struct {
 	ActivityEvery time.Duration
 	// PollInterval is how often terminate requests are read (500ms).
 	PollInterval time.Duration
-	Now          func() time.Time
+	// Registerer receives the bridge's metrics; nil means none.
+	Registerer prometheus.Registerer
+	Now        func() time.Time
 }
 
 // SessionBridge joins operators' stream WebSockets to agents' data
@@ -110,6 +114,9 @@ type SessionBridge struct {
 
 	mu       sync.Mutex
 	sessions map[string]*liveSession
+
+	ended *prometheus.CounterVec // by kind and status
+	bytes *prometheus.CounterVec // by direction: input (client → node) or output
 }
 
 // NewSessionBridge registers the session control handlers on g.
@@ -137,7 +144,23 @@ func NewSessionBridge(g *Gateway, cfg BridgeConfig) (*SessionBridge, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	b := &SessionBridge{cfg: cfg, g: g, log: cfg.Logger.With("component", "session-bridge"), sessions: map[string]*liveSession{}}
+	b := &SessionBridge{cfg: cfg, g: g, log: cfg.Logger.With("component", "session-bridge"), sessions: map[string]*liveSession{},
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetops_sessions_ended_total",
+			Help: "Sessions this server bridged that ended, by kind and final status.",
+		}, []string{"kind", "status"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetops_session_bytes_total",
+			Help: "Session data bridged, by direction: input (client to node) or output (node to client).",
+		}, []string{"direction"}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{b.ended, b.bytes} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("session bridge metrics: %w", err)
+			}
+		}
+	}
 	g.Handle(agentproto.TypeSessionOpened, b.onOpened)
 	return b, nil
 }
@@ -225,6 +248,7 @@ func (b *SessionBridge) ServeClient(w http.ResponseWriter, r *http.Request, info
 		// The status is written before the client hears, so a client that
 		// asks right after the close sees Failed.
 		_ = b.cfg.Store.SetSessionStatus(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), b.cfg.Now())
+		b.ended.WithLabelValues(info.Kind, SessionFailed).Inc()
 		_ = writeFrame(ctx, ws, agentproto.FrameClose, []byte(err.Error()))
 		_ = ws.Close(websocket.StatusNormalClosure, "")
 		_ = b.cfg.Events.SessionEnded(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), nil)
@@ -451,6 +475,7 @@ func (s *liveSession) pumpClient(ctx context.Context, ws *websocket.Conn) bool {
 		switch typ {
 		case agentproto.FrameData:
 			s.activity(ctx)
+			s.b.bytes.WithLabelValues("input").Add(float64(len(payload)))
 			if s.rec != nil && s.info.RecordInput {
 				s.rec.event("i", payload)
 			}
@@ -487,6 +512,7 @@ func (s *liveSession) pumpAgent(ctx context.Context) {
 		switch typ {
 		case agentproto.FrameData, agentproto.FrameStderr:
 			s.activity(ctx)
+			s.b.bytes.WithLabelValues("output").Add(float64(len(payload)))
 			if s.rec != nil {
 				s.rec.event("o", payload)
 			}
@@ -570,6 +596,7 @@ func (s *liveSession) end(ctx context.Context, status, details string, exitCode 
 	client := s.client
 	s.client = nil
 	s.mu.Unlock()
+	s.b.ended.WithLabelValues(s.info.Kind, status).Inc()
 
 	// The recording is complete before the client hears of the end, so
 	// an export right after the client exits has all of it.
@@ -623,21 +650,30 @@ func writeFrame(ctx context.Context, ws *websocket.Conn, typ byte, payload []byt
 	return ws.Write(wctx, websocket.MessageBinary, buf)
 }
 
-// recorder writes a session as an asciicast v2 recording, in chunks.
+// recordingFlushBytes is how much recording the recorder buffers before it
+// stores a chunk early (it stores every 200 ms otherwise).
+const recordingFlushBytes = 256 << 10
+
+// recorder writes a session as an asciicast v2 recording, in chunks. It
+// keeps to the cap itself, whole lines only, so a fast stream records up
+// to the cap rather than losing a chunk that would cross it.
 type recorder struct {
-	b       *SessionBridge
-	id      string
-	start   time.Time
-	mu      sync.Mutex
-	pending []byte // encoded lines not yet stored
-	partial []byte // an incomplete UTF-8 sequence carried to the next event
-	full    bool
-	stop    chan struct{}
-	stopped chan struct{}
+	b        *SessionBridge
+	id       string
+	start    time.Time
+	mu       sync.Mutex
+	pending  []byte // encoded lines not yet stored
+	partial  []byte // an incomplete UTF-8 sequence carried to the next event
+	accepted int64  // bytes of recording taken so far, header included
+	full     bool   // the cap was reached: later events are dropped
+	marked   bool   // the store knows the recording is truncated
+	kick     chan struct{}
+	stop     chan struct{}
+	stopped  chan struct{}
 }
 
 func newRecorder(b *SessionBridge, id string, cols, rows int, start time.Time) *recorder {
-	r := &recorder{b: b, id: id, start: start, stop: make(chan struct{}), stopped: make(chan struct{})}
+	r := &recorder{b: b, id: id, start: start, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	header, _ := json.Marshal(struct {
 		Version   int               `json:"version"`
 		Width     int               `json:"width"`
@@ -646,6 +682,7 @@ func newRecorder(b *SessionBridge, id string, cols, rows int, start time.Time) *
 		Env       map[string]string `json:"env"`
 	}{2, cols, rows, start.Unix(), map[string]string{"TERM": "xterm-256color", "SHELL": "/bin/bash"}})
 	r.pending = append(header, '\n')
+	r.accepted = int64(len(r.pending))
 	go r.flushLoop()
 	return r
 }
@@ -667,7 +704,23 @@ func (r *recorder) event(code string, data []byte) {
 		}
 	}
 	line, _ := json.Marshal([]any{roundMillis(r.b.cfg.Now().Sub(r.start)), code, string(data)})
+	if r.accepted+int64(len(line))+1 > r.b.cfg.RecordingCap {
+		r.full = true
+		r.kickFlush()
+		return
+	}
+	r.accepted += int64(len(line)) + 1
 	r.pending = append(append(r.pending, line...), '\n')
+	if len(r.pending) >= recordingFlushBytes {
+		r.kickFlush()
+	}
+}
+
+func (r *recorder) kickFlush() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 func roundMillis(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
@@ -700,6 +753,8 @@ func (r *recorder) flushLoop() {
 			return
 		case <-t.C:
 			r.flush()
+		case <-r.kick:
+			r.flush()
 		}
 	}
 }
@@ -708,21 +763,26 @@ func (r *recorder) flush() {
 	r.mu.Lock()
 	data := r.pending
 	r.pending = nil
+	markTruncated := r.full && !r.marked
+	r.marked = r.full
 	r.mu.Unlock()
-	if len(data) == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	truncated, err := r.b.cfg.Store.AppendRecording(ctx, r.id, string(data), r.b.cfg.RecordingCap)
-	if err != nil {
-		r.b.log.Warn("store session recording", "sessionId", r.id, "err", err)
-		return
+	if len(data) > 0 {
+		truncated, err := r.b.cfg.Store.AppendRecording(ctx, r.id, string(data), r.b.cfg.RecordingCap)
+		if err != nil {
+			r.b.log.Warn("store session recording", "sessionId", r.id, "err", err)
+		}
+		if truncated && !markTruncated { // the store's cap is a backstop
+			r.mu.Lock()
+			r.full, r.marked = true, true
+			r.mu.Unlock()
+		}
 	}
-	if truncated {
-		r.mu.Lock()
-		r.full = true
-		r.mu.Unlock()
+	if markTruncated {
+		if err := r.b.cfg.Store.MarkRecordingTruncated(ctx, r.id); err != nil {
+			r.b.log.Warn("mark session recording truncated", "sessionId", r.id, "err", err)
+		}
 	}
 }
 

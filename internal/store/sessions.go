@@ -432,6 +432,33 @@ func (s *Store) CountActiveSessions(ctx context.Context, target string) (int, er
 	return int(n), nil
 }
 
+// CountActiveSessionsByStatus counts the sessions that have not ended, by
+// status, for metrics.
+func (s *Store) CountActiveSessionsByStatus(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		Status string
+		N      int
+	}
+	err := s.db.WithContext(ctx).Model(&Session{}).Select("status, count(*) AS n").
+		Where("status NOT IN ?", endedSessionStatuses).Group("status").Scan(&rows).Error
+	if err != nil {
+		return nil, classify("count sessions", err)
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, nil
+}
+
+// MarkRecordingTruncated records that the session's recording stopped at
+// the size cap.
+func (s *Store) MarkRecordingTruncated(ctx context.Context, id string) error {
+	err := s.db.WithContext(ctx).Model(&Session{}).Where("session_id = ?", id).
+		Updates(map[string]any{"recording_truncated": true, "updated_at": s.db.NowFunc()}).Error
+	return classify("mark recording truncated", err)
+}
+
 // AppendRecording appends data as the session's next recording chunk and
 // adds its length to RecordingBytes. With maxBytes > 0 it refuses a chunk
 // that would take the recording past maxBytes: it marks the recording
