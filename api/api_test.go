@@ -25,7 +25,8 @@ type noGateway struct{ kicked []string }
 func (g *noGateway) Serve(w http.ResponseWriter, _ *http.Request, _ string) {
 	w.WriteHeader(http.StatusTeapot)
 }
-func (g *noGateway) Kick(id, _ string) { g.kicked = append(g.kicked, id) }
+func (g *noGateway) Kick(id, _ string)       { g.kicked = append(g.kicked, id) }
+func (g *noGateway) IsConnected(string) bool { return false }
 
 type env struct {
 	t     *testing.T

@@ -108,6 +108,7 @@ func (s *Server) download(c *gin.Context) {
 type metrics struct {
 	requestDuration *prometheus.HistogramVec
 	registrations   *prometheus.CounterVec
+	forwards        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
@@ -121,8 +122,12 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 			Name: "fleetops_registrations_total",
 			Help: "Agent registration attempts by outcome.",
 		}, []string{"outcome"}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fleetops_session_forwards_total",
+			Help: "Session connections forwarded to the replica holding the node's agent, by kind: stream (an operator's) or data_channel (an agent's).",
+		}, []string{"kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.requestDuration, m.registrations, &nodeCollector{store: st}, &commandCollector{store: st}, &sessionCollector{store: st}} {
+	for _, c := range []prometheus.Collector{m.requestDuration, m.registrations, m.forwards, &nodeCollector{store: st}, &commandCollector{store: st}, &sessionCollector{store: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -79,6 +79,7 @@ type Store interface {
 	EndSession(ctx context.Context, id, status, details string, now time.Time) error
 	CountActiveSessions(ctx context.Context, target string) (int, error)
 	CountActiveSessionsByStatus(ctx context.Context) (map[string]int, error)
+	GetAgentRoute(ctx context.Context, instanceID string) (string, error)
 	Recording(ctx context.Context, id string) (string, error)
 }
 
@@ -86,6 +87,7 @@ type Store interface {
 type Gateway interface {
 	Serve(w http.ResponseWriter, r *http.Request, instanceID string)
 	Kick(instanceID, reason string)
+	IsConnected(instanceID string) bool
 }
 
 var _ Gateway = (*gateway.Gateway)(nil)
@@ -132,6 +134,14 @@ type Config struct {
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For headers are believed; none by default.
 	TrustedProxies []string
+	// ReplicaURL is the URL other replicas reach this one at. With it, a
+	// session stream or data channel for an agent connected to another
+	// replica is forwarded there (the route is in the store); empty (a
+	// single replica) forwards nothing.
+	ReplicaURL string
+	// ReplicaTransport carries forwarded requests; http.DefaultTransport
+	// when nil.
+	ReplicaTransport http.RoundTripper
 	// Version is the server version shown in the console.
 	Version string
 	// Now is the clock.

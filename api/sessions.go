@@ -25,6 +25,8 @@ import (
 type SessionBridge interface {
 	ServeClient(w http.ResponseWriter, r *http.Request, info gateway.SessionInfo)
 	ServeAgent(w http.ResponseWriter, r *http.Request, instanceID, sessionID string)
+	// Bridges reports whether this replica bridges the session now.
+	Bridges(sessionID string) bool
 }
 
 // SessionPreferences are the server's Session Manager settings, SSM's
@@ -480,6 +482,9 @@ func (s *Server) streamSession(c *gin.Context) {
 		fail(c, unauthorized("a session token is required: start or resume the session to get one"))
 		return
 	}
+	if s.forwardStream(c, c.Param("id")) {
+		return
+	}
 	sess, err := s.cfg.Store.ConsumeStreamToken(c.Request.Context(), c.Param("id"), store.HashSecret(token), s.cfg.Now().UTC())
 	if errors.Is(err, store.ErrUnauthorized) || errors.Is(err, store.ErrNotFound) {
 		fail(c, unauthorized("the session token is invalid, expired or already used"))
@@ -503,5 +508,9 @@ func (s *Server) sessionData(c *gin.Context) {
 		fail(c, notFound("NotFound", "sessions are not available on this server"))
 		return
 	}
-	s.cfg.SessionBridge.ServeAgent(c.Writer, c.Request, c.GetString(ctxInstanceID), c.Param("id"))
+	instanceID, sessionID := c.GetString(ctxInstanceID), c.Param("id")
+	if !s.cfg.SessionBridge.Bridges(sessionID) && s.forwardToAgentReplica(c, instanceID, "data_channel") {
+		return
+	}
+	s.cfg.SessionBridge.ServeAgent(c.Writer, c.Request, instanceID, sessionID)
 }

@@ -18,6 +18,7 @@ type noBridge struct{}
 
 func (noBridge) ServeClient(http.ResponseWriter, *http.Request, gateway.SessionInfo) {}
 func (noBridge) ServeAgent(http.ResponseWriter, *http.Request, string, string)       {}
+func (noBridge) Bridges(string) bool                                                 { return false }
 
 const (
 	strictPrefsDoc = `schemaVersion: "1.0"

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +36,7 @@ type serverOptions struct {
 	dataDir             string
 	listen              string
 	publicURL           string
+	advertiseURL        string
 	databaseURL         string
 	temporal            temporalOptions
 	temporalUIURL       string
@@ -96,6 +99,7 @@ func addServerFlags(cmd *cobra.Command, o *serverOptions) {
 	f.StringVar(&o.dataDir, "data-dir", ".fleetops", "directory for the admin token, generated certificates and the embedded database")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API, agent gateway and console on")
 	f.StringVar(&o.publicURL, "public-url", "", "URL agents and browsers reach this server at (default: derived from --listen)")
+	f.StringVar(&o.advertiseURL, "advertise-url", "", "with several replicas: the URL other replicas reach this one at, so sessions reach agents connected to any replica")
 	f.StringVar(&o.databaseURL, "database-url", "", "sqlite:///path/file.db or postgres://… (default: sqlite in --data-dir)")
 	f.StringVar(&o.temporalUIURL, "temporal-ui-url", "http://127.0.0.1:8233", "Temporal Web UI linked from the console")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) to serve HTTPS with")
@@ -215,12 +219,24 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 	}
 
 	reg := obs.NewRegistry()
+	advertiseURL := strings.TrimRight(o.advertiseURL, "/")
+	var routes gateway.RouteStore
+	if advertiseURL != "" {
+		if u, err := url.Parse(advertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("--advertise-url %q: want http(s)://host:port", o.advertiseURL)
+		}
+		routes = st
+	}
 	gw, err := gateway.New(gateway.Config{
 		Store:               st,
 		Logger:              log,
 		Registerer:          reg,
 		Heartbeat:           o.heartbeat,
 		ConnectionLostAfter: o.connectionLostAfter,
+		Routes:              routes,
+		ReplicaURL:          advertiseURL,
 	})
 	if err != nil {
 		ln.Close()
@@ -284,6 +300,7 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 		PublicURL:      publicURL,
 		TemporalUIURL:  o.temporalUIURL,
 		TrustedProxies: o.trustedProxies,
+		ReplicaURL:     advertiseURL,
 		Version:        version,
 	}
 	if tlsCfg != nil {
@@ -295,6 +312,9 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 			return nil, err
 		}
 		if apiCfg.ServerKeyPin, err = certs.KeyPin(certFile); err != nil {
+			return nil, err
+		}
+		if apiCfg.ReplicaTransport, err = replicaTransport(certFile); err != nil {
 			return nil, err
 		}
 	}
@@ -516,4 +536,22 @@ func openLogSink(spec string) (gateway.LogSink, error) {
 		return &jsonLinesSink{enc: json.NewEncoder(f)}, nil
 	}
 	return nil, fmt.Errorf("--session-log-sink %q: want stdout or file:PATH", spec)
+}
+
+// replicaTransport carries requests forwarded to other replicas: it trusts
+// the system's roots and the certificates in this server's own certificate
+// file (replicas share a certificate or its CA).
+func replicaTransport(certFile string) (http.RoundTripper, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", certFile, err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t, nil
 }

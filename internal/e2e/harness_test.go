@@ -209,6 +209,9 @@ type stackOptions struct {
 	connectionLostAfter string
 	// serverArgs are extra flags for `fleetops server`.
 	serverArgs []string
+	// advertise passes --advertise-url (the server's own URL), as each of
+	// several replicas needs.
+	advertise bool
 }
 
 // startStack starts Temporal and `fleetops server` against a fresh database.
@@ -227,6 +230,9 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		"--heartbeat-interval", o.heartbeat,
 		"--connection-lost-after", o.connectionLostAfter,
 		"--agent-binary-dir", bins.dir,
+	}
+	if o.advertise {
+		args = append(args, "--advertise-url", s.url)
 	}
 	s.server = startProc(t, "server", bins.fleetops, append(args, o.serverArgs...)...)
 	s.waitReady()

@@ -53,8 +53,20 @@ type Config struct {
 	FlushInterval time.Duration
 	// HelloTimeout bounds the wait for an agent's first message.
 	HelloTimeout time.Duration
+	// Routes, with ReplicaURL, records which replica holds each agent's
+	// connection so other replicas can forward session streams here; nil
+	// (a single replica) records nothing.
+	Routes RouteStore
+	// ReplicaURL is the URL other replicas reach this one at.
+	ReplicaURL string
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+}
+
+// RouteStore records which replica holds an agent's connection.
+type RouteStore interface {
+	SetAgentRoute(ctx context.Context, instanceID, gatewayURL string, now time.Time) error
+	ClearAgentRoute(ctx context.Context, instanceID, gatewayURL string) error
 }
 
 // CheckAndSetDefaults validates the configuration and fills defaults.
@@ -64,6 +76,9 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if (c.Routes == nil) != (c.ReplicaURL == "") {
+		return errors.New("gateway: Routes and ReplicaURL go together")
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 20 * time.Second

@@ -47,6 +47,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, instanceID strin
 		old.close(websocket.StatusGoingAway, "replaced by a newer connection")
 	}
 	g.log.Info("agent connected", "instanceId", instanceID, "remote", r.RemoteAddr)
+	g.setRoute(ctx, instanceID)
 	for _, fn := range hooks {
 		go fn(ctx, instanceID)
 	}
@@ -54,12 +55,16 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request, instanceID strin
 	err = g.readLoop(ctx, c, instanceID)
 
 	g.mu.Lock()
-	if g.conns[instanceID] == c {
+	current := g.conns[instanceID] == c
+	if current {
 		delete(g.conns, instanceID)
 	}
 	g.connected.Set(float64(len(g.conns)))
 	g.mu.Unlock()
 	c.close(websocket.StatusNormalClosure, "")
+	if current {
+		g.clearRoute(context.WithoutCancel(ctx), instanceID)
+	}
 	g.log.Info("agent disconnected", "instanceId", instanceID, "reason", err)
 }
 
@@ -168,4 +173,26 @@ func clip(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// setRoute records that this replica holds the agent's connection. A
+// failure only costs sessions reaching the agent through other replicas.
+func (g *Gateway) setRoute(ctx context.Context, instanceID string) {
+	if g.cfg.Routes == nil {
+		return
+	}
+	if err := g.cfg.Routes.SetAgentRoute(ctx, instanceID, g.cfg.ReplicaURL, g.cfg.Now()); err != nil {
+		g.log.Warn("record agent route", "instanceId", instanceID, "err", err)
+	}
+}
+
+func (g *Gateway) clearRoute(ctx context.Context, instanceID string) {
+	if g.cfg.Routes == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := g.cfg.Routes.ClearAgentRoute(ctx, instanceID, g.cfg.ReplicaURL); err != nil {
+		g.log.Warn("clear agent route", "instanceId", instanceID, "err", err)
+	}
 }

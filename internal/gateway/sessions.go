@@ -214,6 +214,9 @@ func (b *SessionBridge) Run(ctx context.Context) error {
 	}
 }
 
+// Bridges reports whether this replica bridges the session now.
+func (b *SessionBridge) Bridges(sessionID string) bool { return b.get(sessionID) != nil }
+
 func (b *SessionBridge) get(id string) *liveSession {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -26,6 +26,7 @@ var migrations = []migration{
 	{Version: 1, Name: "initial schema", Up: migrateV1},
 	{Version: 2, Name: "run command", Up: migrateV2},
 	{Version: 3, Name: "sessions", Up: migrateV3},
+	{Version: 4, Name: "agent routes", Up: migrateV4},
 }
 
 // migrationLockID is the first key of the PostgreSQL advisory lock that
@@ -365,4 +366,19 @@ func (sessionRecordingChunkV3) TableName() string { return "session_recording_ch
 
 func migrateV3(tx *gorm.DB) error {
 	return tx.Migrator().AutoMigrate(&sessionV3{}, &sessionRecordingChunkV3{})
+}
+
+// Version 4: which replica holds each agent's connection, as routes.go
+// defined it at the time.
+
+type agentRouteV4 struct {
+	InstanceID string    `gorm:"primaryKey;size:20"`
+	GatewayURL string    `gorm:"size:512;not null"`
+	UpdatedAt  time.Time `gorm:"not null"`
+}
+
+func (agentRouteV4) TableName() string { return "agent_routes" }
+
+func migrateV4(tx *gorm.DB) error {
+	return tx.Migrator().AutoMigrate(&agentRouteV4{})
 }
