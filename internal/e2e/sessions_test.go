@@ -66,6 +66,18 @@ func TestSessions(t *testing.T) {
 		term.expect(t, "33 111")
 		term.send("printf 'caf\\303\\251 \\342\\234\\223\\n'\r") // UTF-8 intact
 		term.expect(t, "café ✓")
+		// Ctrl-C and Ctrl-Z reach the remote shell through the CLI's raw mode.
+		term.send("sleep 30\r")
+		time.Sleep(300 * time.Millisecond)
+		term.send("\x03")
+		term.send("echo ctrl-c-rc=$?\r")
+		term.expect(t, "ctrl-c-rc=130")
+		term.send("sleep 31\r")
+		time.Sleep(300 * time.Millisecond)
+		term.send("\x1a")
+		term.expect(t, "Stopped")
+		term.send("kill -9 %1; echo jo''bs-$(jobs | wc -l)\r")
+		term.expect(t, "jobs-")
 		term.send("exit 3\r")
 		if code := term.wait(t); code != 3 {
 			t.Errorf("CLI exited %d, want the shell's 3\n%s", code, term.output())
