@@ -260,6 +260,7 @@ func (a *Activities) AwaitResults(ctx context.Context, in workflows.AwaitResults
 		}
 		switch {
 		case len(out.Results) >= maxResults,
+			in.ReturnAfter > 0 && len(out.Results) >= in.ReturnAfter,
 			len(out.Results) > 0 && len(events) == 0, // the burst is over
 			!lingerUntil.IsZero() && !now.Before(lingerUntil),
 			lingerUntil.IsZero() && !now.Before(deadline):

@@ -131,11 +131,15 @@ func TestAwaitResultsBatches(t *testing.T) {
 		max        int
 		wantCursor int64
 		wantN      int
+		// returnAfter is the changes the workflow waits for (a ramp batch's
+		// acknowledgements); 0 for none.
+		returnAfter int
 	}{
 		// IDs interleave with other commands' events: gaps are normal.
-		{"interleaved IDs", [][]store.InvocationEvent{{ev(4), ev(9), ev(30)}}, 10, 30, 3},
-		{"burst then quiet", [][]store.InvocationEvent{{ev(1)}, {ev(2), ev(3)}, {}, {ev(4)}}, 10, 3, 3},
-		{"capped", [][]store.InvocationEvent{{ev(1), ev(2), ev(3)}}, 2, 2, 2},
+		{"interleaved IDs", [][]store.InvocationEvent{{ev(4), ev(9), ev(30)}}, 10, 30, 3, 0},
+		{"burst then quiet", [][]store.InvocationEvent{{ev(1)}, {ev(2), ev(3)}, {}, {ev(4)}}, 10, 3, 3, 0},
+		{"capped", [][]store.InvocationEvent{{ev(1), ev(2), ev(3)}}, 2, 2, 2, 0},
+		{"awaited changes arrived: no wait for the burst's end", [][]store.InvocationEvent{{ev(1)}, {ev(2)}, {ev(3)}}, 10, 2, 2, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,7 +158,7 @@ func TestAwaitResultsBatches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := acts.AwaitResults(context.Background(), workflows.AwaitResultsInput{MaxWait: time.Second, Linger: time.Second, MaxResults: tt.max})
+			got, err := acts.AwaitResults(context.Background(), workflows.AwaitResultsInput{MaxWait: time.Second, Linger: time.Second, MaxResults: tt.max, ReturnAfter: tt.returnAfter})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -553,12 +553,24 @@ func (r *runner) startPoll(ctx workflow.Context, sel workflow.Selector) {
 		HeartbeatTimeout:    awaitHeartbeatTimeout,
 		RetryPolicy:         retryPolicy(0),
 	})
+	// During the ramp-up the next batch waits for this one's
+	// acknowledgements: the poll may return as soon as that many changes
+	// came. (Only the activity's input changes, so histories replay.)
+	awaited := 0
+	if !r.st.RampDone {
+		for i := r.st.RampFrom; i < r.st.RampTo; i++ {
+			if r.st.States[i] == stDispatched {
+				awaited++
+			}
+		}
+	}
 	f := workflow.ExecuteActivity(pctx, ActivityAwaitResults, AwaitResultsInput{
-		CommandID:  r.in.CommandID,
-		Cursor:     r.st.Cursor,
-		MaxWait:    r.tuning.PollMaxWait,
-		Linger:     r.tuning.PollLinger,
-		MaxResults: r.tuning.PollMaxResults,
+		CommandID:   r.in.CommandID,
+		Cursor:      r.st.Cursor,
+		MaxWait:     r.tuning.PollMaxWait,
+		Linger:      r.tuning.PollLinger,
+		MaxResults:  r.tuning.PollMaxResults,
+		ReturnAfter: awaited,
 	})
 	sel.AddFuture(f, func(f workflow.Future) {
 		r.polling = false

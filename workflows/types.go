@@ -212,6 +212,10 @@ type AwaitResultsInput struct {
 	Linger time.Duration `json:"linger"`
 	// MaxResults caps the batch; the rest comes on the next call.
 	MaxResults int `json:"maxResults"`
+	// ReturnAfter returns the batch as soon as it holds this many changes,
+	// without waiting for the burst to end: the ramp-up knows how many
+	// acknowledgements it waits for. 0: no such hint.
+	ReturnAfter int `json:"returnAfter,omitempty"`
 }
 
 // AwaitResultsResult is a batch of changes in the order they happened and
