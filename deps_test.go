@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"internal/config":      {},
 	"internal/certs":       {},
 	"internal/temporaldev": {},
-	"internal/gateway":     {"internal/store", "agent/agentproto"},
+	"internal/gateway":     {"internal/store", "agent/agentproto", "agent/datachannel"},
 	"agent/datachannel":    {"agent/agentproto"},
 	"agent":                {"agent/agentproto", "agent/datachannel", "internal/document"},
 	"workflows":            {"internal/document"},

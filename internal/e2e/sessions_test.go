@@ -190,19 +190,28 @@ func TestSessions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("open stream: %v", err)
 			}
+			ws.SetReadLimit(agentproto.MaxFrameBytes)
 			return ws
 		}
 		ws := dial(started.TokenValue)
 		send := func(ws *websocket.Conn, text string) {
 			_ = ws.Write(ctx, websocket.MessageBinary, append([]byte{agentproto.FrameData}, text...))
 		}
-		send(ws, "sleep 1; echo after-the-bl''ip\r")
+		// More output than the 1 MiB resume buffer (and one frame) holds,
+		// all of it produced while disconnected: the marker file says when.
+		marker := filepath.Join(os.TempDir(), "fleetops-e2e-"+id)
+		t.Cleanup(func() { os.Remove(marker) })
+		send(ws, "sleep 1; head -c 1500000 /dev/zero | tr '\\0' x; echo; echo after-the-bl''ip; touch "+marker+"\r")
 		ws.CloseNow() // the network drops: no close frame
 		eventually(t, 10*time.Second, "session Disconnected", func() error {
 			if st := s.session(t, id).Status; st != "Disconnected" {
 				return fmt.Errorf("status %s", st)
 			}
 			return nil
+		})
+		eventually(t, 15*time.Second, "output produced while disconnected", func() error {
+			_, err := os.Stat(marker)
+			return err
 		})
 		var resumed struct{ TokenValue string }
 		if err := s.apiJSON("POST", "/v1/sessions/"+id+"/resume", map[string]any{}, &resumed); err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetops/fleetops/agent/agentproto"
+	"github.com/fleetops/fleetops/agent/datachannel"
 )
 
 // Session statuses (SSM's SessionStatus).
@@ -231,12 +233,12 @@ var ErrTargetNotConnected = errors.New("target is not connected to this server")
 // its single-use session token) and runs the session: a new one opens a
 // data channel on the agent; a disconnected one is resumed.
 func (b *SessionBridge) ServeClient(w http.ResponseWriter, r *http.Request, info SessionInfo) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled, OriginPatterns: []string{r.Host}})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled, OriginPatterns: []string{r.Host}})
 	if err != nil {
 		b.log.Warn("client upgrade failed", "sessionId", info.SessionID, "err", err)
 		return
 	}
-	ws.SetReadLimit(agentproto.MaxFrameBytes)
+	ws := newChannel(conn)
 	ctx := context.WithoutCancel(r.Context())
 
 	if s := b.get(info.SessionID); s != nil {
@@ -252,7 +254,7 @@ func (b *SessionBridge) ServeClient(w http.ResponseWriter, r *http.Request, info
 		// asks right after the close sees Failed.
 		_ = b.cfg.Store.SetSessionStatus(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), b.cfg.Now())
 		b.ended.WithLabelValues(info.Kind, SessionFailed).Inc()
-		_ = writeFrame(ctx, ws, agentproto.FrameClose, []byte(err.Error()))
+		_ = ws.WriteFrame(ctx, agentproto.FrameClose, []byte(err.Error()))
 		_ = ws.Close(websocket.StatusNormalClosure, "")
 		_ = b.cfg.Events.SessionEnded(ctx, info.SessionID, SessionFailed, truncate(err.Error(), 200), nil)
 		return
@@ -271,7 +273,7 @@ func (b *SessionBridge) open(ctx context.Context, info SessionInfo, cols, rows i
 	}
 	s := &liveSession{
 		b: b, info: info, channelToken: token,
-		agentReady: make(chan *websocket.Conn, 1), opened: make(chan string, 1),
+		agentReady: make(chan *datachannel.Conn, 1), opened: make(chan string, 1),
 		done: make(chan struct{}), cols: max(cols, 80), rows: max(rows, 24),
 	}
 	b.mu.Lock()
@@ -348,11 +350,11 @@ func (b *SessionBridge) ServeAgent(w http.ResponseWriter, r *http.Request, insta
 		writeJSONError(w, http.StatusForbidden, "AccessDenied", "no data channel was requested for this session")
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return
 	}
-	ws.SetReadLimit(agentproto.MaxFrameBytes)
+	ws := newChannel(conn)
 	select {
 	case s.agentReady <- ws:
 	default:
@@ -384,14 +386,14 @@ type liveSession struct {
 
 	channelToken string
 	tokenUsed    bool
-	agentReady   chan *websocket.Conn
+	agentReady   chan *datachannel.Conn
 	opened       chan string
-	agent        *websocket.Conn
+	agent        *datachannel.Conn
 	rec          *recorder
 	cols, rows   int
 
 	mu           sync.Mutex
-	client       *websocket.Conn
+	client       *datachannel.Conn
 	clientGone   chan struct{} // closed when the current client leaves
 	buffer       []byte        // output held for a disconnected client
 	lastReported time.Time
@@ -412,11 +414,11 @@ func (s *liveSession) takeToken(token string) bool {
 
 // attach makes ws the session's client and pumps its frames to the agent
 // until it leaves.
-func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn, connection int) {
+func (s *liveSession) attach(ctx context.Context, ws *datachannel.Conn, connection int) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
-		_ = writeFrame(ctx, ws, agentproto.FrameClose, []byte("session ended"))
+		_ = ws.WriteFrame(ctx, agentproto.FrameClose, []byte("session ended"))
 		_ = ws.Close(websocket.StatusNormalClosure, "")
 		return
 	}
@@ -435,8 +437,12 @@ func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn, connection
 	if err := s.b.cfg.Events.SessionConnected(ctx, s.info.SessionID, connection); err != nil {
 		s.b.log.Warn("report session connected", "sessionId", s.info.SessionID, "err", err)
 	}
-	if len(pending) > 0 {
-		_ = writeFrame(ctx, ws, agentproto.FrameData, pending)
+	// Output held while disconnected is replayed in frames: it may exceed
+	// one frame's limit.
+	for chunk := range slices.Chunk(pending, agentproto.MaxFrameBytes/2) {
+		if ws.WriteFrame(ctx, agentproto.FrameData, chunk) != nil {
+			break
+		}
 	}
 
 	closedByClient := s.pumpClient(ctx, ws)
@@ -469,7 +475,7 @@ func (s *liveSession) attach(ctx context.Context, ws *websocket.Conn, connection
 
 // pumpClient forwards the client's frames to the agent. It reports whether
 // the client ended the session on purpose (FrameClose).
-func (s *liveSession) pumpClient(ctx context.Context, ws *websocket.Conn) bool {
+func (s *liveSession) pumpClient(ctx context.Context, ws *datachannel.Conn) bool {
 	for {
 		typ, payload, err := readFrame(ctx, ws)
 		if err != nil {
@@ -492,12 +498,12 @@ func (s *liveSession) pumpClient(ctx context.Context, ws *websocket.Conn) bool {
 				s.rec.event("r", []byte(fmt.Sprintf("%dx%d", rs.Cols, rs.Rows)))
 			}
 		case agentproto.FrameClose:
-			_ = writeFrame(ctx, s.agent, agentproto.FrameClose, nil)
+			_ = s.agent.WriteFrame(ctx, agentproto.FrameClose, nil)
 			return true
 		default:
 			continue // clients do not send exit or stderr frames
 		}
-		if err := writeFrame(ctx, s.agent, typ, payload); err != nil {
+		if err := s.agent.WriteFrame(ctx, typ, payload); err != nil {
 			return false
 		}
 	}
@@ -557,7 +563,7 @@ func (s *liveSession) toClient(ctx context.Context, typ byte, payload []byte) {
 		return
 	}
 	s.mu.Unlock()
-	_ = writeFrame(ctx, ws, typ, payload)
+	_ = ws.WriteFrame(ctx, typ, payload)
 }
 
 func (s *liveSession) activity(ctx context.Context) {
@@ -607,7 +613,7 @@ func (s *liveSession) end(ctx context.Context, status, details string, exitCode 
 		s.rec.close()
 	}
 	if client != nil {
-		_ = writeFrame(ctx, client, agentproto.FrameClose, []byte(details))
+		_ = client.WriteFrame(ctx, agentproto.FrameClose, []byte(details))
 		_ = client.Close(websocket.StatusNormalClosure, "")
 	}
 	_ = s.agent.Close(websocket.StatusNormalClosure, "")
@@ -631,26 +637,23 @@ func (s *liveSession) shutdown(reason string) {
 	s.end(ctx, SessionTerminated, reason, nil)
 }
 
-func readFrame(ctx context.Context, ws *websocket.Conn) (byte, []byte, error) {
-	for {
-		typ, b, err := ws.Read(ctx)
-		if err != nil {
-			return 0, nil, err
-		}
-		if typ != websocket.MessageBinary || len(b) == 0 {
-			continue
-		}
-		return b[0], b[1:], nil
-	}
+// newChannel wraps a session WebSocket (client or agent side) as a data
+// channel: frames of at most agentproto.MaxFrameBytes, and a write that
+// stalls for 30 s closes the connection.
+func newChannel(ws *websocket.Conn) *datachannel.Conn {
+	return datachannel.New(ws, &datachannel.Options{WriteTimeout: 30 * time.Second})
 }
 
-func writeFrame(ctx context.Context, ws *websocket.Conn, typ byte, payload []byte) error {
-	buf := make([]byte, 1+len(payload))
-	buf[0] = typ
-	copy(buf[1:], payload)
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return ws.Write(wctx, websocket.MessageBinary, buf)
+// readFrame reads the next frame, skipping messages that are not frames
+// (text or empty) rather than ending the session over them.
+func readFrame(ctx context.Context, c *datachannel.Conn) (byte, []byte, error) {
+	for {
+		typ, payload, err := c.ReadFrame(ctx)
+		if errors.Is(err, datachannel.ErrMalformedFrame) {
+			continue
+		}
+		return typ, payload, err
+	}
 }
 
 // recordingFlushBytes is how much recording the recorder buffers before it
