@@ -114,7 +114,7 @@ func LoadIdentity(dir string) (Identity, error) {
 // dir (mode 0600), fsync, rename over the old file, fsync of the dir. A crash
 // leaves either the old identity or the new one, never a torn file. DIR is
 // created with mode 0700 if missing.
-func SaveIdentity(dir string, id Identity) (err error) {
+func SaveIdentity(dir string, id Identity) error {
 	if err := id.Validate(); err != nil {
 		return err
 	}
@@ -126,38 +126,8 @@ func SaveIdentity(dir string, id Identity) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	// CreateTemp creates the file with mode 0600.
-	f, err := os.CreateTemp(dir, ".identity-*.tmp")
-	if err != nil {
-		return fmt.Errorf("create identity temp file: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("chmod identity: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write identity: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync identity: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close identity: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, IdentityFile)); err != nil {
-		return fmt.Errorf("install identity: %w", err)
-	}
-	// Make the rename durable. Best effort: some filesystems refuse to sync
-	// a directory, and the file content itself is already on disk.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	if err := writeFileAtomic(filepath.Join(dir, IdentityFile), b, 0o600, true); err != nil {
+		return fmt.Errorf("save identity: %w", err)
 	}
 	return nil
 }

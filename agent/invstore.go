@@ -105,47 +105,16 @@ func (s recordStore) loadFile(path string) (invocationRecord, error) {
 	return rec, nil
 }
 
-// save writes the record atomically, as SaveIdentity does: temp file (0600)
-// in the same dir, fsync, rename, fsync of the dir. noSync skips the
-// fsyncs (swarm harness only: durability across power loss is moot there).
-func (s recordStore) save(rec invocationRecord) (err error) {
+// save writes the record atomically (see writeFileAtomic), mode 0600.
+// noSync skips the fsyncs (swarm harness only: durability across power loss
+// is moot there).
+func (s recordStore) save(rec invocationRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("marshal invocation record: %w", err)
 	}
-	f, err := os.CreateTemp(s.dir, ".inv-*.tmp")
-	if err != nil {
-		return fmt.Errorf("create invocation record: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("chmod invocation record: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write invocation record: %w", err)
-	}
-	if !s.noSync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("sync invocation record: %w", err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close invocation record: %w", err)
-	}
-	if err := os.Rename(tmp, s.path(rec.InvocationID)); err != nil {
-		return fmt.Errorf("install invocation record: %w", err)
-	}
-	if !s.noSync {
-		if d, derr := os.Open(s.dir); derr == nil {
-			_ = d.Sync()
-			_ = d.Close()
-		}
+	if err := writeFileAtomic(s.path(rec.InvocationID), b, 0o600, !s.noSync); err != nil {
+		return fmt.Errorf("save invocation record: %w", err)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func newPortForwardCmd(o *clientOptions) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/sessions", nil, req, &started); err != nil {
 				return err
 			}
-			ws, err := dialStream(cmd.Context(), c, started.Session.SessionID, started.TokenValue, 0, 0)
+			conn, err := dialStream(cmd.Context(), c, started.Session.SessionID, started.TokenValue, 0, 0, nil)
 			if err != nil {
 				return err
 			}
@@ -64,7 +64,7 @@ func newPortForwardCmd(o *clientOptions) *cobra.Command {
 			ctx, cancel := context.WithCancel(context.WithoutCancel(cmd.Context()))
 			defer cancel()
 			var closeMsg string
-			stream := datachannel.New(ws, nil).Stream(ctx, func(typ byte, payload []byte) error {
+			stream := conn.Stream(ctx, func(typ byte, payload []byte) error {
 				if typ == agentproto.FrameClose {
 					closeMsg = string(payload)
 				}

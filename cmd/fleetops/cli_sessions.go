@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/fleetops/fleetops/agent/agentproto"
+	"github.com/fleetops/fleetops/agent/datachannel"
 )
 
 func newSessionCmd() *cobra.Command {
@@ -158,16 +160,17 @@ func fetchRecording(ctx context.Context, o *clientOptions, id string) ([]byte, e
 	return b, err
 }
 
-// dialStream opens a session's stream WebSocket with its token.
-func dialStream(ctx context.Context, c *apiClient, id, token string, cols, rows int) (*websocket.Conn, error) {
+// dialStream opens a session's stream WebSocket with its token as a data
+// channel; opts tunes it (nil: the datachannel defaults).
+func dialStream(ctx context.Context, c *apiClient, id, token string, cols, rows int, opts *datachannel.Options) (*datachannel.Conn, error) {
 	u := c.base + "/v1/sessions/" + url.PathEscape(id) + "/stream"
 	if cols > 0 && rows > 0 {
 		u += "?cols=" + strconv.Itoa(cols) + "&rows=" + strconv.Itoa(rows)
 	}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+token)
-	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: &http.Client{Transport: c.http.Transport}, HTTPHeader: h,
-		CompressionMode: websocket.CompressionDisabled})
+	conn, resp, err := datachannel.Dial(ctx, u, &websocket.DialOptions{HTTPClient: &http.Client{Transport: c.http.Transport}, HTTPHeader: h,
+		CompressionMode: websocket.CompressionDisabled}, opts)
 	if err != nil {
 		if resp != nil && resp.Body != nil {
 			var e agentproto.ErrorResponse
@@ -177,16 +180,11 @@ func dialStream(ctx context.Context, c *apiClient, id, token string, cols, rows 
 		}
 		return nil, fmt.Errorf("open session stream: %w", err)
 	}
-	ws.SetReadLimit(agentproto.MaxMessageBytes)
-	return ws, nil
+	return conn, nil
 }
 
-func writeFrame(ctx context.Context, ws *websocket.Conn, typ byte, payload []byte) error {
-	buf := make([]byte, 1+len(payload))
-	buf[0] = typ
-	copy(buf[1:], payload)
-	return ws.Write(ctx, websocket.MessageBinary, buf)
-}
+// inputFrameBytes is the most standard input one FrameData carries.
+const inputFrameBytes = 32 << 10
 
 // runTerminal bridges this terminal to a session until it ends, resuming
 // after a network blip, and returns the remote exit code.
@@ -203,19 +201,22 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 		defer func() { _ = term.Restore(fd, old) }()
 	}
 
+	// The terminal's channel reads messages up to agentproto.MaxMessageBytes,
+	// the limit the CLI has always set on its stream.
+	opts := &datachannel.Options{ReadLimit: agentproto.MaxMessageBytes}
 	var (
 		mu      sync.Mutex
-		ws      *websocket.Conn
+		ws      *datachannel.Conn
 		pending []byte // typed while no connection is up; sent on connect
 	)
-	current := func() *websocket.Conn {
+	current := func() *datachannel.Conn {
 		mu.Lock()
 		defer mu.Unlock()
 		return ws
 	}
 	// Keystrokes go to whichever connection is current.
 	go func() {
-		buf := make([]byte, 32<<10)
+		buf := make([]byte, inputFrameBytes)
 		for {
 			n, err := stdin.Read(buf)
 			if n > 0 {
@@ -226,13 +227,13 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 				}
 				mu.Unlock()
 				if conn != nil {
-					_ = writeFrame(ctx, conn, agentproto.FrameData, buf[:n])
+					_ = conn.WriteFrame(ctx, agentproto.FrameData, buf[:n])
 				}
 			}
 			if err != nil {
 				if conn := current(); conn != nil && !tty {
 					// End of piped input ends the session.
-					_ = writeFrame(ctx, conn, agentproto.FrameClose, nil)
+					_ = conn.WriteFrame(ctx, agentproto.FrameClose, nil)
 				}
 				return
 			}
@@ -247,7 +248,7 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 				if w, h, err := term.GetSize(fd); err == nil {
 					if conn := current(); conn != nil {
 						b, _ := json.Marshal(agentproto.Resize{Cols: w, Rows: h})
-						_ = writeFrame(ctx, conn, agentproto.FrameResize, b)
+						_ = conn.WriteFrame(ctx, agentproto.FrameResize, b)
 					}
 				}
 			}
@@ -256,7 +257,7 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 
 	exitCode := 0
 	for attempt := 0; ; attempt++ {
-		conn, err := dialStream(ctx, c, id, token, cols, rows)
+		conn, err := dialStream(ctx, c, id, token, cols, rows, opts)
 		if err != nil {
 			return 0, err
 		}
@@ -265,14 +266,16 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 		typed := pending
 		pending = nil
 		mu.Unlock()
-		if len(typed) > 0 {
-			_ = writeFrame(ctx, conn, agentproto.FrameData, typed)
+		// In frames no larger than the keystroke ones: what piled up during
+		// a long outage may not fit in one (WriteFrame would refuse it).
+		for chunk := range slices.Chunk(typed, inputFrameBytes) {
+			_ = conn.WriteFrame(ctx, agentproto.FrameData, chunk)
 		}
 		ended, code, closeMsg, err := readSession(ctx, conn, stdout, stderr)
 		mu.Lock()
 		ws = nil
 		mu.Unlock()
-		conn.CloseNow()
+		_ = conn.CloseNow()
 		if code != nil {
 			exitCode = *code
 		}
@@ -314,18 +317,17 @@ func sessionFailed(ctx context.Context, c *apiClient, id string) bool {
 }
 
 // readSession prints the session's frames until it ends or the connection
-// drops.
-func readSession(ctx context.Context, ws *websocket.Conn, stdout, stderr io.Writer) (ended bool, code *int, closeMsg string, err error) {
+// drops. A message that is not a frame (text, or empty) is skipped.
+func readSession(ctx context.Context, conn *datachannel.Conn, stdout, stderr io.Writer) (ended bool, code *int, closeMsg string, err error) {
 	for {
-		typ, b, err := ws.Read(ctx)
+		typ, payload, err := conn.ReadFrame(ctx)
+		if errors.Is(err, datachannel.ErrMalformedFrame) {
+			continue
+		}
 		if err != nil {
 			return false, code, "", err
 		}
-		if typ != websocket.MessageBinary || len(b) == 0 {
-			continue
-		}
-		payload := b[1:]
-		switch b[0] {
+		switch typ {
 		case agentproto.FrameData:
 			_, _ = stdout.Write(payload)
 		case agentproto.FrameStderr:

@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -458,25 +457,10 @@ type countingSink struct{ port int }
 
 func startCountingSink(b *testing.B) countingSink {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				n, _ := io.CopyBuffer(io.Discard, c, make([]byte, 256<<10))
-				_ = binary.Write(c, binary.BigEndian, uint64(n))
-			}()
-		}
-	}()
-	return countingSink{port: ln.Addr().(*net.TCPAddr).Port}
+	return countingSink{port: startTCPServer(b, func(c net.Conn) {
+		n, _ := io.CopyBuffer(io.Discard, c, make([]byte, 256<<10))
+		_ = binary.Write(c, binary.BigEndian, uint64(n))
+	})}
 }
 
 // sendToSink sends n bytes through addr, half-closes and waits for the
@@ -512,45 +496,17 @@ func sendToSink(addr string, n int) (time.Duration, error) {
 	return d, nil
 }
 
-// portForwardCLI is a running `fleetops session port-forward`.
+// portForwardCLI is a running `fleetops session port-forward` and the local
+// address it forwards.
 type portForwardCLI struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan struct{}
-	addr   string
+	*cliProc
+	addr string
 }
 
 func startPortForwardCLI(b *testing.B, s *stack, target string, sink countingSink) *portForwardCLI {
 	b.Helper()
-	cmd := exec.Command(bins.fleetops, "session", "port-forward", "--target", target, "--remote-port", strconv.Itoa(sink.port),
-		"--server", s.url, "--token", s.token)
-	cmd.Env = cleanEnv()
-	p := &portForwardCLI{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	b.Cleanup(p.stop)
-	eventually(b, 30*time.Second, "port-forward listening", func() error {
-		m := forwardingRE.FindStringSubmatch(p.stderr.String())
-		if m == nil {
-			return fmt.Errorf("stderr so far: %q", p.stderr.String())
-		}
-		p.addr = m[1]
-		return nil
-	})
-	return p
-}
-
-func (p *portForwardCLI) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	p := s.startProcCLI(b, "session", "port-forward", "--target", target, "--remote-port", strconv.Itoa(sink.port))
+	return &portForwardCLI{cliProc: p, addr: p.waitForAddr(b)}
 }
 
 // BenchmarkIdleSessions opens idle shell sessions in steps up to 1,000

@@ -13,16 +13,7 @@ import (
 // type into xterm.js, resize it, terminate it, find it in the history and
 // play its recording back; then terminate a session from the list.
 func TestConsoleSession(t *testing.T) {
-	s := startStack(t, stackOptions{dialect: "sqlite", heartbeat: "1s", connectionLostAfter: "3s"})
-	s.startWorker()
-	var act activation
-	s.cli(&act, "activation", "create", "--registration-limit", "1")
-	a, err := s.registerAgent(act)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.runAgent(a)
-	waitStatus(t, s, []*agentProc{a}, "Online", 30*time.Second)
+	s, a := startSessionStack(t, stackOptions{dialect: "sqlite", heartbeat: "1s", connectionLostAfter: "3s"})
 	target := a.instanceID
 
 	b := browsertest.New(t)

@@ -34,20 +34,11 @@ import (
 func TestSessions(t *testing.T) {
 	hooks := newWebhookReceiver(t, "hook-secret")
 	sinkFile := filepath.Join(t.TempDir(), "sessions.jsonl")
-	s := startStack(t, stackOptions{dialect: "sqlite", heartbeat: "1s", connectionLostAfter: "3s", serverArgs: []string{
+	s, a := startSessionStack(t, stackOptions{dialect: "sqlite", heartbeat: "1s", connectionLostAfter: "3s", serverArgs: []string{
 		"--session-idle-timeout", "6s", "--session-max-duration", "15s",
 		"--session-log-sink", "file:" + sinkFile,
 		"--audit-webhook-url", hooks.srv.URL, "--audit-webhook-secret", "hook-secret",
 	}})
-	s.startWorker()
-	var act activation
-	s.cli(&act, "activation", "create", "--registration-limit", "1")
-	a, err := s.registerAgent(act)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.runAgent(a)
-	waitStatus(t, s, []*agentProc{a}, "Online", 30*time.Second)
 	target := a.instanceID
 
 	t.Run("Shell", func(t *testing.T) {
@@ -529,79 +520,13 @@ func readIdentity(t *testing.T, a *agentProc) identity {
 	return id
 }
 
-// cliProc is a long-running CLI command (port-forward).
-type cliProc struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan struct{}
-}
-
-func (s *stack) startProcCLI(t *testing.T, args ...string) *cliProc {
-	t.Helper()
-	args = append(args, "--server", s.url, "--token", s.token)
-	cmd := exec.Command(bins.fleetops, args...)
-	cmd.Env = cleanEnv()
-	p := &cliProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *cliProc) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-var forwardingRE = regexp.MustCompile(`forwarding (127\.0\.0\.1:\d+)`)
-
-func (p *cliProc) waitForAddr(t *testing.T) string {
-	t.Helper()
-	var addr string
-	eventually(t, 15*time.Second, "port-forward listening", func() error {
-		m := forwardingRE.FindStringSubmatch(p.stderr.String())
-		if m == nil {
-			return fmt.Errorf("stderr so far: %q", p.stderr.String())
-		}
-		addr = m[1]
-		return nil
-	})
-	return addr
-}
-
 type echoServer struct{ port int }
 
+// startEchoServer starts a TCP server on the node that sends back what it
+// reads.
 func startEchoServer(t *testing.T) echoServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return echoServer{port: ln.Addr().(*net.TCPAddr).Port}
+	return echoServer{port: startTCPServer(t, func(c net.Conn) { _, _ = io.Copy(c, c) })}
 }
 
 // echoCheck sends n random bytes through addr and checks they come back
