@@ -25,7 +25,8 @@ type noGateway struct{}
 func (noGateway) Serve(w http.ResponseWriter, _ *http.Request, _ string) {
 	w.WriteHeader(http.StatusTeapot)
 }
-func (noGateway) Kick(string, string) {}
+func (noGateway) Kick(string, string)     {}
+func (noGateway) IsConnected(string) bool { return false }
 
 // fakeWorkflows records the commands the API starts and cancels; the
 // console tests check what the console sent, the e2e suite runs the real
