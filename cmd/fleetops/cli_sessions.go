@@ -205,9 +205,10 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 	// the limit the CLI has always set on its stream.
 	opts := &datachannel.Options{ReadLimit: agentproto.MaxMessageBytes}
 	var (
-		mu      sync.Mutex
-		ws      *datachannel.Conn
-		pending []byte // typed while no connection is up; sent on connect
+		mu         sync.Mutex
+		ws         *datachannel.Conn
+		pending    []byte // typed while no connection is up; sent on connect
+		inputEnded bool   // stdin ended while no connection was up
 	)
 	current := func() *datachannel.Conn {
 		mu.Lock()
@@ -231,7 +232,11 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 				}
 			}
 			if err != nil {
-				if conn := current(); conn != nil && !tty {
+				mu.Lock()
+				conn := ws
+				inputEnded = conn == nil
+				mu.Unlock()
+				if conn != nil && !tty {
 					// End of piped input ends the session.
 					_ = conn.WriteFrame(ctx, agentproto.FrameClose, nil)
 				}
@@ -261,16 +266,20 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 		if err != nil {
 			return 0, err
 		}
+		// What was typed meanwhile goes first, before the connection is
+		// published to the keystroke reader, so input keeps its order; in
+		// frames no larger than the keystroke ones, since what piled up
+		// during a long outage may not fit in one.
 		mu.Lock()
-		ws = conn
-		typed := pending
-		pending = nil
-		mu.Unlock()
-		// In frames no larger than the keystroke ones: what piled up during
-		// a long outage may not fit in one (WriteFrame would refuse it).
-		for chunk := range slices.Chunk(typed, inputFrameBytes) {
+		for chunk := range slices.Chunk(pending, inputFrameBytes) {
 			_ = conn.WriteFrame(ctx, agentproto.FrameData, chunk)
 		}
+		pending = nil
+		if inputEnded && !tty {
+			_ = conn.WriteFrame(ctx, agentproto.FrameClose, nil)
+		}
+		ws = conn
+		mu.Unlock()
 		ended, code, closeMsg, err := readSession(ctx, conn, stdout, stderr)
 		mu.Lock()
 		ws = nil

@@ -27,6 +27,8 @@ type fakeSessionServer struct {
 	streams []func(ws *websocket.Conn)
 	mu      sync.Mutex
 	next    int
+	// resumeGate, if set, holds resume requests until it is closed.
+	resumeGate chan struct{}
 }
 
 func (f *fakeSessionServer) start() *apiClient {
@@ -35,6 +37,9 @@ func (f *fakeSessionServer) start() *apiClient {
 		_ = json.NewEncoder(w).Encode(map[string]any{"session": map[string]any{"status": f.status}})
 	})
 	mux.HandleFunc("POST /v1/sessions/s-1/resume", func(w http.ResponseWriter, r *http.Request) {
+		if f.resumeGate != nil {
+			<-f.resumeGate
+		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(map[string]any{"tokenValue": "tok" + string(rune('1'+f.next))})
@@ -183,6 +188,52 @@ func TestRunTerminalResumeAndFailed(t *testing.T) {
 	assert.Equal(t, "one two", stdout.String())
 	assert.Contains(t, stderr.String(), "connection lost")
 	assert.Contains(t, stderr.String(), "session ended: agent refused")
+}
+
+// Input typed and ended while the connection is down reaches the resumed
+// connection first, in order, and its end still closes the session.
+func TestRunTerminalInputDuringOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	received := make(chan string, 1)
+	f := &fakeSessionServer{t: t, status: "Terminated", resumeGate: make(chan struct{})}
+	f.streams = []func(*websocket.Conn){
+		func(*websocket.Conn) {}, // dropped at once: a network blip
+		func(ws *websocket.Conn) {
+			var got bytes.Buffer
+			for {
+				_, b, err := ws.Read(ctx)
+				if !assert.NoError(t, err) {
+					return
+				}
+				got.WriteByte(b[0])
+				got.Write(b[1:])
+				if b[0] == agentproto.FrameClose {
+					break
+				}
+			}
+			received <- got.String()
+			_ = ws.Write(ctx, websocket.MessageBinary, frame(agentproto.FrameExit, `{"code":0}`))
+			_ = ws.Write(ctx, websocket.MessageBinary, frame(agentproto.FrameClose, ""))
+			_ = ws.Close(websocket.StatusNormalClosure, "")
+		},
+	}
+	c := f.start()
+	stdin, input := pipeStdin(t)
+	stdout, stderr := newSignalWriter(), newSignalWriter()
+	go func() {
+		<-stderr.first // "connection lost": the resume waits at the gate
+		_, _ = input.WriteString("typed during the outage\n")
+		_ = input.Close()
+		time.Sleep(200 * time.Millisecond) // let the reader take it in
+		close(f.resumeGate)
+	}()
+
+	code, err := runTerminal(ctx, c, "s-1", "tok1", stdin, stdout, stderr)
+	require.NoError(t, err)
+	assert.Equal(t, 0, code)
+	want := string(frame(agentproto.FrameData, "typed during the outage\n")) + string([]byte{agentproto.FrameClose})
+	assert.Equal(t, want, <-received)
 }
 
 // A refused stream shows the server's error.
