@@ -28,6 +28,22 @@ type Workflows interface {
 	TerminateSession(ctx context.Context, sessionID, by string) error
 }
 
+// requireWorkflows fails the request with 503 when the server runs without
+// Temporal, and reports whether the handler may go on.
+func (s *Server) requireWorkflows(c *gin.Context) bool {
+	if s.cfg.Workflows == nil {
+		fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "Temporal is not configured on this server"})
+		return false
+	}
+	return true
+}
+
+// temporalDown is the 503 for a call to Temporal that failed; action says
+// what could not be done.
+func temporalDown(action string) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "cannot " + action + ": Temporal is unavailable; retry later"}
+}
+
 // SendCommand limits (reference 1.1) and ours.
 const (
 	maxInstanceIDs        = 50
@@ -208,8 +224,7 @@ func (s *Server) sendCommand(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if s.cfg.Workflows == nil {
-		fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "Temporal is not configured on this server"})
+	if !s.requireWorkflows(c) {
 		return
 	}
 	version, _ := parseDocumentVersion("documentVersion", req.DocumentVersion)
@@ -276,7 +291,7 @@ func (s *Server) sendCommand(c *gin.Context) {
 		finished := s.cfg.Now().UTC()
 		_ = s.cfg.Store.UpdateCommandStatus(context.WithoutCancel(ctx), commandID, workflows.StatusFailed, workflows.DetailsFailed,
 			store.CommandCounters{TargetCount: len(ids)}, &finished)
-		fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "cannot start the command: Temporal is unavailable; retry later"})
+		fail(c, temporalDown("start the command"))
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"command": toCommandJSON(cmd)})
@@ -518,44 +533,26 @@ func commandIDParam(c *gin.Context) (string, error) {
 }
 
 func (s *Server) listCommands(c *gin.Context) {
+	q := listQuery{c: c}
 	var f store.CommandFilter
-	var err error
-	if f.MaxResults, f.NextToken, err = pageParams(c); err != nil {
-		fail(c, err)
-		return
-	}
-	for _, st := range multiQuery(c, "status") {
-		if !commandStatusFilters[st] {
-			fail(c, badRequest("status", "status %q must be one of Pending, InProgress, Success, Cancelled, Failed, TimedOut, Cancelling", truncate(st, 30)))
-			return
-		}
-		f.Statuses = append(f.Statuses, st)
-	}
+	f.MaxResults, f.NextToken = q.page()
+	f.Statuses = q.oneOf("status", commandStatusFilters, "status %q must be one of Pending, InProgress, Success, Cancelled, Failed, TimedOut, Cancelling")
 	f.DocumentName = c.Query("documentName")
-	if id := c.Query("instanceId"); id != "" {
-		if !agentproto.ValidInstanceID(id) {
-			fail(c, badRequest("instanceId", "instanceId %q is not of the form mi-<17 hex digits>", truncate(id, 30)))
-			return
-		}
-		f.InstanceID = id
-	}
-	if f.RequestedAfter, err = timeQuery(c, "invokedAfter"); err == nil {
-		f.RequestedBefore, err = timeQuery(c, "invokedBefore")
-	}
+	f.InstanceID = q.instanceID()
+	f.RequestedAfter = q.time("invokedAfter")
+	f.RequestedBefore = q.time("invokedBefore")
+	listPage(c, q.err, s.cfg.Store.ListCommands, f, "commands", toCommandJSON)
+}
+
+// command looks up the command id, failing the request (InvalidCommandId
+// when there is none) and returning false when it cannot.
+func (s *Server) command(c *gin.Context, id string) (store.Command, bool) {
+	cmd, err := s.cfg.Store.GetCommand(c.Request.Context(), id)
 	if err != nil {
-		fail(c, err)
-		return
+		fail(c, notFoundAs(err, "InvalidCommandId", "no command %s", id))
+		return store.Command{}, false
 	}
-	list, next, err := s.cfg.Store.ListCommands(c.Request.Context(), f)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	out := make([]commandJSON, 0, len(list))
-	for _, cmd := range list {
-		out = append(out, toCommandJSON(cmd))
-	}
-	c.JSON(http.StatusOK, gin.H{"commands": out, "nextToken": next})
+	return cmd, true
 }
 
 func (s *Server) getCommand(c *gin.Context) {
@@ -564,12 +561,8 @@ func (s *Server) getCommand(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	cmd, err := s.cfg.Store.GetCommand(c.Request.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		err = &Error{Status: http.StatusNotFound, Code: "InvalidCommandId", Message: "no command " + id}
-	}
-	if err != nil {
-		fail(c, err)
+	cmd, ok := s.command(c, id)
+	if !ok {
 		return
 	}
 	counts, err := s.cfg.Store.CountInvocations(c.Request.Context(), id)
@@ -645,50 +638,19 @@ var invocationStatusFilters = map[string]bool{
 }
 
 func (s *Server) listInvocations(c *gin.Context) {
+	q := listQuery{c: c}
 	var f store.InvocationFilter
-	var err error
-	if f.MaxResults, f.NextToken, err = pageParams(c); err != nil {
-		fail(c, err)
-		return
+	f.MaxResults, f.NextToken = q.page()
+	if c.Param("id") != "" && q.err == nil {
+		f.CommandID, q.err = commandIDParam(c)
 	}
-	if c.Param("id") != "" {
-		if f.CommandID, err = commandIDParam(c); err != nil {
-			fail(c, err)
-			return
-		}
-	}
-	for _, st := range multiQuery(c, "status") {
-		if !invocationStatusFilters[st] {
-			fail(c, badRequest("status", "status %q must be one of Pending, InProgress, Delayed, Success, Cancelled, Failed, TimedOut", truncate(st, 30)))
-			return
-		}
-		f.Statuses = append(f.Statuses, st)
-	}
-	if id := c.Query("instanceId"); id != "" {
-		if !agentproto.ValidInstanceID(id) {
-			fail(c, badRequest("instanceId", "instanceId %q is not of the form mi-<17 hex digits>", truncate(id, 30)))
-			return
-		}
-		f.InstanceID = id
-	}
+	f.Statuses = q.oneOf("status", invocationStatusFilters, "status %q must be one of Pending, InProgress, Delayed, Success, Cancelled, Failed, TimedOut")
+	f.InstanceID = q.instanceID()
 	f.DocumentName = c.Query("documentName")
-	if f.RequestedAfter, err = timeQuery(c, "invokedAfter"); err == nil {
-		f.RequestedBefore, err = timeQuery(c, "invokedBefore")
-	}
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	list, next, err := s.cfg.Store.ListInvocations(c.Request.Context(), f)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	out := make([]invocationJSON, 0, len(list))
-	for _, inv := range list {
-		out = append(out, toInvocationJSON(inv, false))
-	}
-	c.JSON(http.StatusOK, gin.H{"invocations": out, "nextToken": next})
+	f.RequestedAfter = q.time("invokedAfter")
+	f.RequestedBefore = q.time("invokedBefore")
+	listPage(c, q.err, s.cfg.Store.ListInvocations, f, "invocations",
+		func(inv store.Invocation) invocationJSON { return toInvocationJSON(inv, false) })
 }
 
 func (s *Server) invocation(c *gin.Context) (store.Invocation, bool) {
@@ -703,11 +665,8 @@ func (s *Server) invocation(c *gin.Context) (store.Invocation, bool) {
 		return store.Invocation{}, false
 	}
 	inv, err := s.cfg.Store.GetInvocation(c.Request.Context(), store.InvocationKey{CommandID: id, InstanceID: inst})
-	if errors.Is(err, store.ErrNotFound) {
-		err = &Error{Status: http.StatusNotFound, Code: "InvocationDoesNotExist", Message: fmt.Sprintf("command %s has no invocation on %s", id, inst)}
-	}
 	if err != nil {
-		fail(c, err)
+		fail(c, notFoundAs(err, "InvocationDoesNotExist", "command %s has no invocation on %s", id, inst))
 		return store.Invocation{}, false
 	}
 	return inv, true
@@ -777,25 +736,20 @@ func (s *Server) cancelCommand(c *gin.Context) {
 			return
 		}
 	}
-	cmd, err := s.cfg.Store.GetCommand(c.Request.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		err = &Error{Status: http.StatusNotFound, Code: "InvalidCommandId", Message: "no command " + id}
-	}
-	if err != nil {
-		fail(c, err)
+	cmd, ok := s.command(c, id)
+	if !ok {
 		return
 	}
 	if cmd.FinishedAt != nil {
 		fail(c, &Error{Status: http.StatusConflict, Code: "InvalidCommandId", Message: fmt.Sprintf("command %s already ended %s", id, cmd.Status)})
 		return
 	}
-	if s.cfg.Workflows == nil {
-		fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "Temporal is not configured on this server"})
+	if !s.requireWorkflows(c) {
 		return
 	}
 	if err := s.cfg.Workflows.CancelCommand(c.Request.Context(), id, workflows.CancelRequest{InstanceIDs: req.InstanceIDs}); err != nil {
 		s.log.Error("signal cancel", "commandId", id, "err", err)
-		fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "cannot cancel the command: Temporal is unavailable; retry later"})
+		fail(c, temporalDown("cancel the command"))
 		return
 	}
 	c.JSON(http.StatusAccepted, gin.H{})

@@ -34,6 +34,16 @@ func notFound(code, format string, args ...any) *Error {
 	return &Error{Status: http.StatusNotFound, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// notFoundAs returns err with the store's ErrNotFound replaced by a 404 of
+// code and message, so that each resource names itself; other errors, and
+// nil, pass unchanged.
+func notFoundAs(err error, code, format string, args ...any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(code, format, args...)
+	}
+	return err
+}
+
 // fail writes err as the JSON error body and aborts the request.
 func fail(c *gin.Context, err error) {
 	var apiErr *Error

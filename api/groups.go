@@ -101,10 +101,7 @@ func (s *Server) groupParam(c *gin.Context) (string, bool) {
 }
 
 func groupError(err error, name string) error {
-	if apiErr := classify(err); apiErr.Status == http.StatusNotFound {
-		return notFound("DoesNotExistException", "group %s does not exist", name)
-	}
-	return err
+	return notFoundAs(err, "DoesNotExistException", "group %s does not exist", name)
 }
 
 func (s *Server) listGroups(c *gin.Context) {
@@ -162,18 +159,6 @@ func (s *Server) groupMembers(c *gin.Context) {
 		return
 	}
 	f := store.InstanceFilter{Tags: q}
-	if f.MaxResults, f.NextToken, err = pageParams(c); err != nil {
-		fail(c, err)
-		return
-	}
-	list, next, err := s.cfg.Store.ListInstances(c.Request.Context(), f)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	out := make([]instanceJSON, 0, len(list))
-	for _, in := range list {
-		out = append(out, toInstanceJSON(in))
-	}
-	c.JSON(http.StatusOK, gin.H{"instances": out, "nextToken": next})
+	f.MaxResults, f.NextToken, err = pageParams(c)
+	listPage(c, err, s.cfg.Store.ListInstances, f, "instances", toInstanceJSON)
 }

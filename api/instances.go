@@ -61,18 +61,13 @@ var pingStatuses = map[string]bool{store.PingOnline: true, store.PingConnectionL
 // repeatable or comma-separated), tag=Key=V1,V2 and tagKey=Key (repeatable,
 // ANDed).
 func (s *Server) listInstances(c *gin.Context) {
+	q := listQuery{c: c}
 	var f store.InstanceFilter
-	var err error
-	if f.MaxResults, f.NextToken, err = pageParams(c); err != nil {
-		fail(c, err)
+	f.MaxResults, f.NextToken = q.page()
+	f.PingStatuses = q.oneOf("pingStatus", pingStatuses, "pingStatus %q must be Online, ConnectionLost or Inactive")
+	if q.err != nil {
+		fail(c, q.err)
 		return
-	}
-	for _, st := range multiQuery(c, "pingStatus") {
-		if !pingStatuses[st] {
-			fail(c, badRequest("pingStatus", "pingStatus %q must be Online, ConnectionLost or Inactive", truncate(st, 30)))
-			return
-		}
-		f.PingStatuses = append(f.PingStatuses, st)
 	}
 	f.PlatformTypes = multiQuery(c, "platformType")
 	f.PlatformNames = c.QueryArray("platformName")
@@ -106,16 +101,7 @@ func (s *Server) listInstances(c *gin.Context) {
 		fail(c, badRequest("tag", "at most 5 tag filters"))
 		return
 	}
-	list, next, err := s.cfg.Store.ListInstances(c.Request.Context(), f)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	out := make([]instanceJSON, 0, len(list))
-	for _, in := range list {
-		out = append(out, toInstanceJSON(in))
-	}
-	c.JSON(http.StatusOK, gin.H{"instances": out, "nextToken": next})
+	listPage(c, nil, s.cfg.Store.ListInstances, f, "instances", toInstanceJSON)
 }
 
 // multiQuery reads a query parameter given several times or comma-separated.
@@ -159,10 +145,7 @@ func (s *Server) writeInstance(c *gin.Context, id string) {
 }
 
 func instanceError(err error, id string) error {
-	if apiErr := classify(err); apiErr.Status == http.StatusNotFound {
-		return notFound("InvalidInstanceId", "instance %s does not exist", id)
-	}
-	return err
+	return notFoundAs(err, "InvalidInstanceId", "instance %s does not exist", id)
 }
 
 type tagRequest struct {

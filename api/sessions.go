@@ -358,11 +358,8 @@ func (s *Server) checkSessionLimits(ctx context.Context, target string) error {
 
 func (s *Server) session(c *gin.Context) (store.Session, bool) {
 	sess, err := s.cfg.Store.GetSession(c.Request.Context(), c.Param("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		err = notFound("DoesNotExistException", "no session %q", truncate(c.Param("id"), 100))
-	}
 	if err != nil {
-		fail(c, err)
+		fail(c, notFoundAs(err, "DoesNotExistException", "no session %q", truncate(c.Param("id"), 100)))
 		return store.Session{}, false
 	}
 	return sess, true
@@ -375,39 +372,21 @@ func (s *Server) getSession(c *gin.Context) {
 }
 
 func (s *Server) listSessions(c *gin.Context) {
+	q := listQuery{c: c}
 	var f store.SessionFilter
-	var err error
-	if f.MaxResults, f.NextToken, err = pageParams(c); err != nil {
-		fail(c, err)
-		return
-	}
+	f.MaxResults, f.NextToken = q.page()
 	switch c.DefaultQuery("state", "Active") {
 	case "Active":
 		f.Active = true
 	case "History":
 	default:
-		fail(c, badRequest("state", "state must be Active or History"))
-		return
+		q.keep(badRequest("state", "state must be Active or History"))
 	}
 	f.Target, f.Owner = c.Query("target"), c.Query("owner")
 	f.Statuses = multiQuery(c, "status")
-	if f.After, err = timeQuery(c, "after"); err == nil {
-		f.Before, err = timeQuery(c, "before")
-	}
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	list, next, err := s.cfg.Store.ListSessions(c.Request.Context(), f)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	out := make([]sessionJSON, 0, len(list))
-	for _, sess := range list {
-		out = append(out, toSessionJSON(sess))
-	}
-	c.JSON(http.StatusOK, gin.H{"sessions": out, "nextToken": next})
+	f.After = q.time("after")
+	f.Before = q.time("before")
+	listPage(c, q.err, s.cfg.Store.ListSessions, f, "sessions", toSessionJSON)
 }
 
 // resumeSession issues a new stream token for a session whose client was
@@ -444,7 +423,7 @@ func (s *Server) terminateSession(c *gin.Context) {
 	if sess.EndedAt == nil {
 		if err := s.cfg.Workflows.TerminateSession(c.Request.Context(), sess.SessionID, actor(c)); err != nil {
 			s.log.Error("signal session terminate", "sessionId", sess.SessionID, "err", err)
-			fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "cannot terminate the session: Temporal is unavailable; retry later"})
+			fail(c, temporalDown("terminate the session"))
 			return
 		}
 	}

@@ -117,10 +117,7 @@ func (s *Server) revokeToken(c *gin.Context) {
 		return
 	}
 	if err := s.cfg.Store.RevokeAPIToken(c.Request.Context(), id, s.cfg.Now().UTC()); err != nil {
-		if apiErr := classify(err); apiErr.Status == http.StatusNotFound {
-			err = notFound("DoesNotExistException", "token %s does not exist", id)
-		}
-		fail(c, err)
+		fail(c, notFoundAs(err, "DoesNotExistException", "token %s does not exist", id))
 		return
 	}
 	c.Status(http.StatusNoContent)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math/bits"
 	"slices"
 	"strings"
@@ -311,9 +312,13 @@ func uniqueIDs(ids []string) []string {
 	return out
 }
 
-// inInputOrder returns the ids of in that are in set, in the order of in,
-// each once.
-func inInputOrder(in []string, set map[string]bool) []string {
+// inInputOrder returns the ids of in that are also in got, in the order of
+// in, each once.
+func inInputOrder(in, got []string) []string {
+	set := make(map[string]bool, len(got))
+	for _, id := range got {
+		set[id] = true
+	}
 	var out []string
 	for _, id := range uniqueIDs(in) {
 		if set[id] {
@@ -368,12 +373,10 @@ func (s *Store) insertEvents(tx *gorm.DB, commandID string, changes []StatusChan
 }
 
 // padded returns xs grown to the next power of two by repeating its last
-// element. The store prepares each distinct SQL text once per connection
-// (gorm's PrepareStmt); an IN list of any length would be a new text, and
-// preparing one inside a transaction while the pool is busy stalls it (gorm
-// holds its statement cache lock while another caller prepares). Padding
-// keeps the texts to a handful. Repeated values in an IN list or a CASE
-// change nothing.
+// element. pgx prepares and caches each distinct SQL text per connection;
+// an IN list of any length would be a new text each time, crowding the
+// hot statements out of that cache. Padding keeps the texts to a handful.
+// Repeated values in an IN list or a CASE change nothing.
 func padded[T any](xs []T) []T {
 	if len(xs) == 0 {
 		return xs
@@ -386,13 +389,26 @@ func padded[T any](xs []T) []T {
 	return out
 }
 
+// inLists yields the IN lists of a batch statement over ids: the distinct
+// ids, at most inChunk at a time, each list padded (see padded).
+func inLists(ids []string) iter.Seq[[]string] {
+	return func(yield func([]string) bool) {
+		for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
+			if !yield(padded(chunk)) {
+				return
+			}
+		}
+	}
+}
+
 // updateInvocations runs "UPDATE invocations SET <set> WHERE command_id = ?
-// AND instance_id IN (ids) AND <cond> RETURNING instance_id" over chunks of
-// ids and returns the set of instance IDs it updated.
-func updateInvocations(tx *gorm.DB, commandID string, ids []string, set string, setArgs []any, cond string, condArgs ...any) (map[string]bool, error) {
-	updated := make(map[string]bool)
-	for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
-		args := slices.Concat(setArgs, []any{commandID, chunk}, condArgs)
+// AND instance_id IN (ids) AND <cond> RETURNING instance_id" once per IN
+// list of ids (see inLists) and returns the instance IDs it updated, in the
+// order the database returned them.
+func updateInvocations(tx *gorm.DB, commandID string, ids []string, set string, setArgs []any, cond string, condArgs ...any) ([]string, error) {
+	var updated []string
+	for list := range inLists(ids) {
+		args := slices.Concat(setArgs, []any{commandID, list}, condArgs)
 		var got []string
 		err := tx.Raw("UPDATE invocations SET "+set+
 			" WHERE command_id = ? AND instance_id IN ? AND "+cond+" RETURNING instance_id", args...).
@@ -400,9 +416,7 @@ func updateInvocations(tx *gorm.DB, commandID string, ids []string, set string, 
 		if err != nil {
 			return nil, err
 		}
-		for _, id := range got {
-			updated[id] = true
-		}
+		updated = append(updated, got...)
 	}
 	return updated, nil
 }
@@ -643,10 +657,10 @@ func (s *Store) QueueInvocations(ctx context.Context, commandID string, payloads
 		for _, p := range keys {
 			ids := byPayload[p]
 			slices.Sort(ids)
-			for chunk := range slices.Chunk(ids, inChunk) {
+			for list := range inLists(ids) {
 				err := tx.Model(&Invocation{}).
 					Where("command_id = ? AND instance_id IN ? AND dispatched_at IS NULL AND status NOT IN ?",
-						commandID, chunk, terminalStatuses).
+						commandID, list, terminalStatuses).
 					Updates(map[string]any{"payload": p, "dispatched_at": now}).Error
 				if err != nil {
 					return err
@@ -799,33 +813,44 @@ func groupByCommand(keys []InvocationKey) ([]string, map[string][]string) {
 }
 
 // markKeys sets column to now on the invocations in keys where cond holds,
-// in one transaction, at most 500 instance IDs per statement.
-func (s *Store) markKeys(ctx context.Context, op string, keys []InvocationKey, column, cond string, condArgs []any, now time.Time) error {
+// in one transaction, command by command in command ID order, and returns
+// the keys it set. With lock, each command's event lock is taken before its
+// rows are touched (see lockCommandEvents). Delivery bookkeeping is not an
+// edit, so UpdatedAt stays.
+func (s *Store) markKeys(ctx context.Context, op string, keys []InvocationKey, lock bool, column, cond string, condArgs []any, now time.Time) ([]InvocationKey, error) {
 	cmds, byCmd := groupByCommand(keys)
+	var marked []InvocationKey
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		marked = nil
 		for _, c := range cmds {
-			for chunk := range slices.Chunk(uniqueIDs(byCmd[c]), inChunk) {
-				args := append([]any{c, chunk}, condArgs...)
-				// UpdateColumn: delivery bookkeeping is not an edit, so
-				// UpdatedAt stays.
-				err := tx.Model(&Invocation{}).Where("command_id = ? AND instance_id IN ? AND "+cond, args...).
-					UpdateColumn(column, now.UTC()).Error
-				if err != nil {
+			if lock {
+				if err := s.lockCommandEvents(tx, c); err != nil {
 					return err
 				}
+			}
+			ids, err := updateInvocations(tx, c, byCmd[c], column+" = ?", []any{now.UTC()}, cond, condArgs...)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				marked = append(marked, InvocationKey{CommandID: c, InstanceID: id})
 			}
 		}
 		return nil
 	})
-	return classify(op, err)
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	return marked, nil
 }
 
 // MarkSent records that a gateway wrote the invocations in keys to their
 // agents' connections: SentAt = now where it is not set yet. Unknown keys
 // are ignored.
 func (s *Store) MarkSent(ctx context.Context, keys []InvocationKey, now time.Time) error {
-	return s.markKeys(ctx, fmt.Sprintf("mark %d invocations sent", len(keys)), keys,
+	_, err := s.markKeys(ctx, fmt.Sprintf("mark %d invocations sent", len(keys)), keys, false,
 		"sent_at", "sent_at IS NULL", nil, now)
+	return err
 }
 
 // ClaimForSending marks the invocations in keys sent (SentAt = now) where
@@ -836,42 +861,17 @@ func (s *Store) MarkSent(ctx context.Context, keys []InvocationKey, now time.Tim
 // same item. A claimed item whose write fails is resent when the agent
 // reconnects (Unacked).
 func (s *Store) ClaimForSending(ctx context.Context, keys []InvocationKey, now time.Time) ([]InvocationKey, error) {
-	op := fmt.Sprintf("claim %d invocations for sending", len(keys))
-	cmds, byCmd := groupByCommand(keys)
-	var claimed []InvocationKey
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		claimed = claimed[:0]
-		for _, c := range cmds {
-			if err := s.lockCommandEvents(tx, c); err != nil {
-				return err
-			}
-			for chunk := range slices.Chunk(uniqueIDs(byCmd[c]), inChunk) {
-				var ids []string
-				err := tx.Raw("UPDATE invocations SET sent_at = ? WHERE command_id = ? AND instance_id IN ? "+
-					"AND sent_at IS NULL AND cancel_requested = ? AND status NOT IN ? RETURNING instance_id",
-					now.UTC(), c, chunk, false, terminalStatuses).Scan(&ids).Error
-				if err != nil {
-					return err
-				}
-				for _, id := range ids {
-					claimed = append(claimed, InvocationKey{CommandID: c, InstanceID: id})
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, classify(op, err)
-	}
-	return claimed, nil
+	return s.markKeys(ctx, fmt.Sprintf("claim %d invocations for sending", len(keys)), keys, true,
+		"sent_at", "sent_at IS NULL AND cancel_requested = ? AND status NOT IN ?", []any{false, terminalStatuses}, now)
 }
 
 // MarkCancelSent records that a gateway passed the cancel requests of the
 // invocations in keys on: CancelSentAt = now where a cancel is requested
 // and CancelSentAt is not set yet. Unknown keys are ignored.
 func (s *Store) MarkCancelSent(ctx context.Context, keys []InvocationKey, now time.Time) error {
-	return s.markKeys(ctx, fmt.Sprintf("mark %d invocation cancels sent", len(keys)), keys,
+	_, err := s.markKeys(ctx, fmt.Sprintf("mark %d invocation cancels sent", len(keys)), keys, false,
 		"cancel_sent_at", "cancel_sent_at IS NULL AND cancel_requested = ?", []any{true}, now)
+	return err
 }
 
 // InvocationAck is one agent acknowledgement, for AckInvocations.
@@ -1024,18 +1024,14 @@ func (s *Store) AckInvocations(ctx context.Context, acks []InvocationAck, now ti
 			for _, i := range idx[c] {
 				ids = append(ids, acks[i].InstanceID)
 			}
-			changed := make(map[string]bool)
-			for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
-				var got []string
-				err := tx.Raw("UPDATE invocations SET status = ?, status_details = ?, updated_at = ? "+
-					"WHERE command_id = ? AND instance_id IN ? AND status IN ? RETURNING instance_id",
-					append(inProgress, c, padded(chunk), []string{statusPending, statusDelayed})...).Scan(&got).Error
-				if err != nil {
-					return err
-				}
-				for _, id := range got {
-					changed[id] = true
-				}
+			got, err := updateInvocations(tx, c, ids, "status = ?, status_details = ?, updated_at = ?", inProgress,
+				"status IN ?", []string{statusPending, statusDelayed})
+			if err != nil {
+				return err
+			}
+			changed := make(map[string]bool, len(got))
+			for _, id := range got {
+				changed[id] = true
 			}
 			var events []StatusChange
 			for _, i := range idx[c] {
@@ -1219,11 +1215,11 @@ func (s *Store) CompleteInvocations(ctx context.Context, reports []InvocationCom
 			for _, i := range idx[c] {
 				ids = append(ids, reports[i].InstanceID)
 			}
-			for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
+			for list := range inLists(ids) {
 				var rows []state
 				err := tx.Model(&Invocation{}).Clauses(clause.Locking{Strength: "UPDATE"}).
 					Select("instance_id, status, "+s.byteLength("stdout")+" AS stdout_len, "+s.byteLength("stderr")+" AS stderr_len, stdout_truncated, stderr_truncated").
-					Where("command_id = ? AND instance_id IN ?", c, padded(chunk)).Scan(&rows).Error
+					Where("command_id = ? AND instance_id IN ?", c, list).Scan(&rows).Error
 				if err != nil {
 					return err
 				}
@@ -1320,10 +1316,10 @@ func (s *Store) ExpireInvocations(ctx context.Context, commandID string, ids []s
 			return err
 		}
 		byID := make(map[string]StatusChange)
-		for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
+		for list := range inLists(ids) {
 			var rows []StatusChange
 			err := tx.Model(&Invocation{}).Select("instance_id, status, status_details").
-				Where("command_id = ? AND instance_id IN ? AND status IN ?", commandID, chunk, terminalStatuses).
+				Where("command_id = ? AND instance_id IN ? AND status IN ?", commandID, list, terminalStatuses).
 				Scan(&rows).Error
 			if err != nil {
 				return err
@@ -1371,16 +1367,9 @@ func (s *Store) CancelInvocations(ctx context.Context, commandID string, ids []s
 		if err := s.insertEvents(tx, commandID, cancelled, now); err != nil {
 			return err
 		}
-		for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
-			err := tx.Model(&Invocation{}).
-				Where("command_id = ? AND instance_id IN ? AND status NOT IN ? AND sent_at IS NOT NULL AND cancel_requested = ?",
-					commandID, chunk, terminalStatuses, false).
-				Updates(map[string]any{"cancel_requested": true, "updated_at": now}).Error
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err = updateInvocations(tx, commandID, ids, "cancel_requested = ?, updated_at = ?", []any{true, now},
+			"status NOT IN ? AND sent_at IS NOT NULL AND cancel_requested = ?", terminalStatuses, false)
+		return err
 	})
 	if err != nil {
 		return nil, classify(op, err)
@@ -1464,18 +1453,9 @@ func (s *Store) ListInvocations(ctx context.Context, f InvocationFilter) ([]Invo
 // CountInvocations returns the number of commandID's invocations per
 // status.
 func (s *Store) CountInvocations(ctx context.Context, commandID string) (map[string]int, error) {
-	var rows []struct {
-		Status string
-		N      int
-	}
-	err := s.db.WithContext(ctx).Model(&Invocation{}).Select("status, COUNT(*) AS n").
-		Where("command_id = ?", commandID).Group("status").Scan(&rows).Error
+	m, err := countBy(s.db.WithContext(ctx).Model(&Invocation{}).Where("command_id = ?", commandID), "status")
 	if err != nil {
 		return nil, classify(fmt.Sprintf("count invocations of command %s", commandID), err)
-	}
-	m := make(map[string]int, len(rows))
-	for _, r := range rows {
-		m[r.Status] = r.N
 	}
 	return m, nil
 }

@@ -405,18 +405,9 @@ func (s *Store) CountInstancesBy(ctx context.Context, column string) (map[string
 	if !countColumns[column] {
 		return nil, classify(op, invalid("cannot count instances by %q; use ping_status, platform_name or platform_type", column))
 	}
-	var rows []struct {
-		Value string
-		N     int
-	}
-	err := s.db.WithContext(ctx).Model(&Instance{}).
-		Select(column + " AS value, COUNT(*) AS n").Group(column).Scan(&rows).Error
+	m, err := countBy(s.db.WithContext(ctx).Model(&Instance{}), column)
 	if err != nil {
 		return nil, classify(op, err)
-	}
-	m := make(map[string]int, len(rows))
-	for _, r := range rows {
-		m[r.Value] = r.N
 	}
 	return m, nil
 }

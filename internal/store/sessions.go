@@ -401,21 +401,19 @@ func (s *Store) SetSessionExitCode(ctx context.Context, id string, code int) err
 // Bridges poll it for the sessions they hold.
 func (s *Store) SessionsToClose(ctx context.Context, ids []string) ([]string, error) {
 	const op = "find sessions to close"
-	set := make(map[string]bool)
+	var closing []string
 	db := s.db.WithContext(ctx)
-	for chunk := range slices.Chunk(uniqueIDs(ids), inChunk) {
+	for list := range inLists(ids) {
 		var got []string
 		err := db.Model(&Session{}).
-			Where("session_id IN ? AND (terminate_requested = ? OR ended_at IS NOT NULL)", chunk, true).
+			Where("session_id IN ? AND (terminate_requested = ? OR ended_at IS NOT NULL)", list, true).
 			Pluck("session_id", &got).Error
 		if err != nil {
 			return nil, classify(op, err)
 		}
-		for _, id := range got {
-			set[id] = true
-		}
+		closing = append(closing, got...)
 	}
-	return inInputOrder(ids, set), nil
+	return inInputOrder(ids, closing), nil
 }
 
 // CountActiveSessions counts the sessions that have not ended on target,
@@ -435,20 +433,11 @@ func (s *Store) CountActiveSessions(ctx context.Context, target string) (int, er
 // CountActiveSessionsByStatus counts the sessions that have not ended, by
 // status, for metrics.
 func (s *Store) CountActiveSessionsByStatus(ctx context.Context) (map[string]int, error) {
-	var rows []struct {
-		Status string
-		N      int
-	}
-	err := s.db.WithContext(ctx).Model(&Session{}).Select("status, count(*) AS n").
-		Where("status NOT IN ?", endedSessionStatuses).Group("status").Scan(&rows).Error
+	m, err := countBy(s.db.WithContext(ctx).Model(&Session{}).Where("status NOT IN ?", endedSessionStatuses), "status")
 	if err != nil {
 		return nil, classify("count sessions", err)
 	}
-	out := make(map[string]int, len(rows))
-	for _, r := range rows {
-		out[r.Status] = r.N
-	}
-	return out, nil
+	return m, nil
 }
 
 // MarkRecordingTruncated records that the session's recording stopped at

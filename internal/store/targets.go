@@ -109,16 +109,9 @@ func (s *Store) InstancesByID(ctx context.Context, ids []string) (map[string]Ins
 
 // CountCommandsByStatus counts commands by status, for metrics.
 func (s *Store) CountCommandsByStatus(ctx context.Context) (map[string]int, error) {
-	var rows []struct {
-		Status string
-		N      int
-	}
-	if err := s.db.WithContext(ctx).Model(&Command{}).Select("status, count(*) AS n").Group("status").Scan(&rows).Error; err != nil {
+	m, err := countBy(s.db.WithContext(ctx).Model(&Command{}), "status")
+	if err != nil {
 		return nil, classify("count commands", err)
 	}
-	out := make(map[string]int, len(rows))
-	for _, r := range rows {
-		out[r.Status] = r.N
-	}
-	return out, nil
+	return m, nil
 }
