@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_VERSION := v1.5.1
 STATICCHECK_VERSION := v0.6.0
-WORKFLOWCHECK_VERSION := v0.3.0
+WORKFLOWCHECK_VERSION := v0.6.0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 DATA_DIR ?= .fleetops

@@ -207,6 +207,7 @@ func TestBadInputNamesTheField(t *testing.T) {
 			{"bad ping status", "GET", "/v1/instances?pingStatus=Up", "", 400, "pingStatus"},
 			{"bad page size", "GET", "/v1/instances?maxResults=0", "", 400, "maxResults"},
 			{"bad tag filter", "GET", "/v1/instances?tag=a*b=c", "", 400, "tag"},
+			{"malformed page token", "GET", "/v1/instances?nextToken=garbage!!", "", 400, "nextToken"},
 			{"group without query", "POST", "/v1/groups", `{"name":"web"}`, 400, "query"},
 			{"group bad name", "POST", "/v1/groups", `{"name":"a b","query":[{"key":"Env","values":["p"]}]}`, 400, "name"},
 			{"unknown instance", "GET", "/v1/instances/mi-0123456789abcdef0", "", 404, ""},

@@ -66,6 +66,10 @@ func classify(err error) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "the database is unavailable; retry later"}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: "DoesNotExistException", Message: "the resource does not exist"}
+	case errors.Is(err, store.ErrInvalidArgument):
+		// What reaches here is a malformed page token; handlers name
+		// every other invalid field themselves.
+		return &Error{Status: http.StatusBadRequest, Code: "InvalidNextToken", Field: "nextToken", Message: "nextToken is not valid: pass the nextToken of the previous page of the same listing"}
 	case errors.Is(err, store.ErrAlreadyExists):
 		return &Error{Status: http.StatusConflict, Code: "AlreadyExistsException", Message: "the resource already exists"}
 	default:

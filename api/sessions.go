@@ -416,6 +416,9 @@ func (s *Server) resumeSession(c *gin.Context) {
 
 func (s *Server) terminateSession(c *gin.Context) {
 	auditAs(c, "session.terminate", "session/"+truncate(c.Param("id"), 100))
+	if !s.requireWorkflows(c) {
+		return
+	}
 	sess, ok := s.session(c)
 	if !ok {
 		return

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -115,11 +114,4 @@ func parseTagFilter(field, s string) (key string, values []string, err error) {
 		return "", nil, badRequest(field, "at most 50 values per tag filter")
 	}
 	return k, values, nil
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return fmt.Sprintf("%d %s", n, word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -309,8 +309,7 @@ func waitCommand(ctx context.Context, c *apiClient, id string, w io.Writer) (com
 // followCommand streams each node's stdout and stderr, prefixed with the
 // node, until the command ends and every stream is drained.
 func followCommand(ctx context.Context, c *apiClient, id string, w io.Writer) (commandView, error) {
-	type streamKey struct{ inst, stream string }
-	offsets := map[streamKey]int{}
+	offsets := map[outputKey]int{}
 	finished := map[string]bool{}
 	for {
 		v, err := getCommand(ctx, c, id)
@@ -318,55 +317,8 @@ func followCommand(ctx context.Context, c *apiClient, id string, w io.Writer) (c
 			return v, err
 		}
 		done := finalStatuses[v.Command.Status]
-		var page struct {
-			Invocations []struct {
-				InstanceID string `json:"instanceId"`
-				Status     string `json:"status"`
-			} `json:"invocations"`
-			NextToken string `json:"nextToken"`
-		}
-		q := url.Values{"maxResults": {"1000"}}
-		for {
-			if err := c.do(ctx, http.MethodGet, "/v1/commands/"+url.PathEscape(id)+"/invocations", q, nil, &page); err != nil {
-				return v, err
-			}
-			for _, inv := range page.Invocations {
-				if finished[inv.InstanceID] || inv.Status == "Pending" {
-					continue
-				}
-				for _, stream := range []string{"stdout", "stderr"} {
-					k := streamKey{inv.InstanceID, stream}
-					b, _, err := c.raw(ctx, http.MethodGet, "/v1/commands/"+url.PathEscape(id)+"/invocations/"+inv.InstanceID+"/output",
-						url.Values{"stream": {stream}, "offset": {strconv.Itoa(offsets[k])}}, nil)
-					if err != nil {
-						return v, err
-					}
-					// Print whole lines; keep a partial last line for later
-					// unless the invocation is over.
-					text := string(b)
-					over := finalStatuses[inv.Status]
-					if i := strings.LastIndexByte(text, '\n'); i >= 0 && !over {
-						text = text[:i+1]
-					} else if !over {
-						text = ""
-					}
-					offsets[k] += len(text)
-					prefix := "[" + inv.InstanceID + "] "
-					if stream == "stderr" {
-						prefix = "[" + inv.InstanceID + " stderr] "
-					}
-					for line := range strings.Lines(text) {
-						fmt.Fprint(w, prefix+strings.TrimSuffix(line, "\n")+"\n")
-					}
-				}
-				if finalStatuses[inv.Status] {
-					finished[inv.InstanceID] = true
-				}
-			}
-			if page.NextToken == "" {
-				break
-			}
-			q.Set("nextToken", page.NextToken)
+		if err := printNewOutput(ctx, c, id, offsets, finished, w); err != nil {
+			return v, err
 		}
 		if done {
 			return v, nil
@@ -375,6 +327,66 @@ func followCommand(ctx context.Context, c *apiClient, id string, w io.Writer) (c
 			return v, err
 		}
 	}
+}
+
+// outputKey names one stream of one node's invocation output.
+type outputKey struct{ inst, stream string }
+
+// printNewOutput prints the output each invocation has added since offsets,
+// a line at a time (a partial last line waits unless the invocation is
+// over), and marks finished invocations.
+func printNewOutput(ctx context.Context, c *apiClient, id string, offsets map[outputKey]int, finished map[string]bool, w io.Writer) error {
+	var page struct {
+		Invocations []struct {
+			InstanceID string `json:"instanceId"`
+			Status     string `json:"status"`
+		} `json:"invocations"`
+		NextToken string `json:"nextToken"`
+	}
+	q := url.Values{"maxResults": {"1000"}}
+	for {
+		if err := c.do(ctx, http.MethodGet, "/v1/commands/"+url.PathEscape(id)+"/invocations", q, nil, &page); err != nil {
+			return err
+		}
+		for _, inv := range page.Invocations {
+			if finished[inv.InstanceID] || inv.Status == "Pending" {
+				continue
+			}
+			for _, stream := range []string{"stdout", "stderr"} {
+				k := outputKey{inv.InstanceID, stream}
+				b, _, err := c.raw(ctx, http.MethodGet, "/v1/commands/"+url.PathEscape(id)+"/invocations/"+inv.InstanceID+"/output",
+					url.Values{"stream": {stream}, "offset": {strconv.Itoa(offsets[k])}}, nil)
+				if err != nil {
+					return err
+				}
+				// Print whole lines; keep a partial last line for later
+				// unless the invocation is over.
+				text := string(b)
+				over := finalStatuses[inv.Status]
+				if i := strings.LastIndexByte(text, '\n'); i >= 0 && !over {
+					text = text[:i+1]
+				} else if !over {
+					text = ""
+				}
+				offsets[k] += len(text)
+				prefix := "[" + inv.InstanceID + "] "
+				if stream == "stderr" {
+					prefix = "[" + inv.InstanceID + " stderr] "
+				}
+				for line := range strings.Lines(text) {
+					fmt.Fprint(w, prefix+strings.TrimSuffix(line, "\n")+"\n")
+				}
+			}
+			if finalStatuses[inv.Status] {
+				finished[inv.InstanceID] = true
+			}
+		}
+		if page.NextToken == "" {
+			break
+		}
+		q.Set("nextToken", page.NextToken)
+	}
+	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

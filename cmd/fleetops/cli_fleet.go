@@ -199,7 +199,7 @@ func parseGroupQuery(terms []string) ([]map[string]any, error) {
 			case strings.HasPrefix(part, "tag-key:"):
 				out = append(out, map[string]any{"key": strings.TrimPrefix(part, "tag-key:"), "values": []string{}})
 			default:
-				return nil, fmt.Errorf("query term %q must start with tag: or tag-key:", part)
+				return nil, fmt.Errorf("query term %q must start with tag:KEY=VALUE or tag-key:KEY", part)
 			}
 		}
 	}

@@ -76,7 +76,7 @@ var reservedPrefixes = []string{"aws", "amazon", "amzn", "fleetops"}
 // ErrInvalidName.
 func ValidateName(name string, builtin bool) error {
 	if !docNameRe.MatchString(name) {
-		return fmt.Errorf("%w: %q must be 3 to 128 characters of a-z, A-Z, 0-9, _, - and .", ErrInvalidName, truncate(name, 140))
+		return fmt.Errorf("%w: %q must be 3 to 128 characters, each a letter, a digit, _, - or a dot", ErrInvalidName, truncate(name, 140))
 	}
 	if !builtin {
 		lower := strings.ToLower(name)

@@ -135,7 +135,7 @@ func open(ctx context.Context, dialect string, dialector gorm.Dialector, memory 
 func dialectorFor(rawURL string) (dialect string, d gorm.Dialector, memory bool, err error) {
 	scheme, rest, ok := strings.Cut(rawURL, ":")
 	if !ok {
-		return "", nil, false, fmt.Errorf("open database: %w: URL %q has no scheme; want sqlite:///path/file.db or postgres://...", ErrInvalidArgument, redact(rawURL))
+		return "", nil, false, fmt.Errorf("open database: %w: URL %q has no scheme; want sqlite:///path/file.db or postgres://user@host/db", ErrInvalidArgument, redact(rawURL))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
