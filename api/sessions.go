@@ -38,6 +38,10 @@ type SessionPreferences struct {
 	ShellProfile string
 	Recording    bool
 	RecordInput  bool
+	// DocumentsMayDisableRecording lets a Session document turn off the
+	// recording (or input recording) the server's settings turn on; by
+	// default documents can only turn recording on.
+	DocumentsMayDisableRecording bool
 	// MaxPerNode and MaxPerServer bound active sessions (5 and 1000).
 	MaxPerNode   int
 	MaxPerServer int
@@ -63,7 +67,8 @@ func (p *SessionPreferences) setDefaults() {
 // with layers a Session document's preferences over the server's. The
 // server's settings are policy a document can tighten but not loosen: a
 // document may shorten the maximum duration and turn recording on, never
-// lengthen the server's maximum or turn its recording off.
+// lengthen the server's maximum, nor turn its recording off unless
+// DocumentsMayDisableRecording says it may.
 func (p SessionPreferences) with(d document.SessionPreferences) SessionPreferences {
 	if d.IdleTimeoutMinutes > 0 {
 		p.IdleTimeout = time.Duration(d.IdleTimeoutMinutes) * time.Minute
@@ -77,12 +82,13 @@ func (p SessionPreferences) with(d document.SessionPreferences) SessionPreferenc
 	if d.ShellProfileLinux != "" {
 		p.ShellProfile = d.ShellProfileLinux
 	}
-	if d.RecordingEnabled != nil && *d.RecordingEnabled {
-		p.Recording = true
+	setFlag := func(dst *bool, doc *bool) {
+		if doc != nil && (*doc || p.DocumentsMayDisableRecording) {
+			*dst = *doc
+		}
 	}
-	if d.RecordInput != nil && *d.RecordInput {
-		p.RecordInput = true
-	}
+	setFlag(&p.Recording, d.RecordingEnabled)
+	setFlag(&p.RecordInput, d.RecordInput)
 	return p
 }
 

@@ -146,3 +146,33 @@ func TestSessionDocumentPreferences(t *testing.T) {
 		})
 	}
 }
+
+// With --session-documents-may-disable-recording a document's
+// recordingEnabled: false is honoured; without it (above) it is not.
+func TestSessionDocumentMayDisableRecordingWhenAllowed(t *testing.T) {
+	for _, allowed := range []bool{false, true} {
+		st := storetest.OpenDialect(t, "sqlite")
+		e := newEnvConfig(t, st, func(c *api.Config) {
+			c.Workflows, c.SessionBridge = &recordingWorkflows{}, noBridge{}
+			c.Sessions = api.SessionPreferences{Recording: true, DocumentsMayDisableRecording: allowed}
+		})
+		target := e.node(`{}`)
+		if _, err := st.TouchInstances(context.Background(), []string{target}, e.now); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("POST", "/v1/documents", mustJSON(map[string]string{"name": "Loose-Shell", "content": loosePrefsDoc, "documentType": "Session"})); r.status != http.StatusCreated {
+			t.Fatalf("create: %d %s", r.status, r.raw)
+		}
+		r := e.do("POST", "/v1/sessions", mustJSON(map[string]any{"target": target, "documentName": "Loose-Shell"}))
+		if r.status != http.StatusCreated {
+			t.Fatalf("start: %d %s", r.status, r.raw)
+		}
+		sess, err := st.GetSession(context.Background(), r.body["session"].(map[string]any)["sessionId"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sess.RecordingEnabled == allowed {
+			t.Errorf("documents may disable recording = %v: recording = %v", allowed, sess.RecordingEnabled)
+		}
+	}
+}

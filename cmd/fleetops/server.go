@@ -54,18 +54,19 @@ type serverOptions struct {
 
 // sessionOptions are the Session Manager preferences and outputs.
 type sessionOptions struct {
-	idleTimeout   time.Duration
-	maxDuration   time.Duration
-	runAsUser     string
-	shellProfile  string
-	recording     bool
-	recordInput   bool
-	recordingCap  int64
-	maxPerNode    int
-	maxPerServer  int
-	logSink       string
-	webhookURL    string
-	webhookSecret string
+	idleTimeout     time.Duration
+	maxDuration     time.Duration
+	runAsUser       string
+	shellProfile    string
+	recording       bool
+	recordInput     bool
+	docsMayUnrecord bool
+	recordingCap    int64
+	maxPerNode      int
+	maxPerServer    int
+	logSink         string
+	webhookURL      string
+	webhookSecret   string
 }
 
 type temporalOptions struct {
@@ -116,6 +117,7 @@ func addServerFlags(cmd *cobra.Command, o *serverOptions) {
 	f.StringVar(&o.sessions.shellProfile, "session-shell-profile", "", "commands run at the start of every shell")
 	f.BoolVar(&o.sessions.recording, "session-recording", true, "record shell sessions (asciicast v2)")
 	f.BoolVar(&o.sessions.recordInput, "session-record-input", false, "also record keystrokes (may capture secrets typed at prompts)")
+	f.BoolVar(&o.sessions.docsMayUnrecord, "session-documents-may-disable-recording", false, "let Session documents (recordingEnabled/recordInput: false) turn off recording the server turns on")
 	f.Int64Var(&o.sessions.recordingCap, "session-recording-cap", 10<<20, "bytes of recording kept per session")
 	f.IntVar(&o.sessions.maxPerNode, "session-max-per-node", 5, "active sessions allowed per node")
 	f.IntVar(&o.sessions.maxPerServer, "session-max-per-server", 1000, "active sessions allowed in total")
@@ -290,7 +292,8 @@ func startServer(ctx context.Context, o serverOptions, log *slog.Logger) (*runni
 			IdleTimeout: o.sessions.idleTimeout, MaxDuration: o.sessions.maxDuration,
 			RunAsUser: o.sessions.runAsUser, ShellProfile: o.sessions.shellProfile,
 			Recording: o.sessions.recording, RecordInput: o.sessions.recordInput,
-			MaxPerNode: o.sessions.maxPerNode, MaxPerServer: o.sessions.maxPerServer,
+			DocumentsMayDisableRecording: o.sessions.docsMayUnrecord,
+			MaxPerNode:                   o.sessions.maxPerNode, MaxPerServer: o.sessions.maxPerServer,
 		},
 		Logger:         log,
 		Registry:       reg,
