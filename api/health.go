@@ -127,7 +127,7 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 			Help: "Session connections forwarded to the replica holding the node's agent, by kind: stream (an operator's) or data_channel (an agent's).",
 		}, []string{"kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.requestDuration, m.registrations, m.forwards, &nodeCollector{store: st}, &commandCollector{store: st}, &sessionCollector{store: st}} {
+	for _, c := range append([]prometheus.Collector{m.requestDuration, m.registrations, m.forwards}, storeCollectors(st)...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -135,82 +135,76 @@ func newMetrics(reg prometheus.Registerer, st Store) (*metrics, error) {
 	return m, nil
 }
 
-// nodeCollector reports nodes by ping status from the store at scrape time,
-// so every replica reports the same fleet-wide figure.
-type nodeCollector struct{ store Store }
+// countCollector reports a store count by status as a gauge at scrape
+// time, so every replica reports the same fleet-wide figure. Every status
+// in statuses is reported, zero included.
+type countCollector struct {
+	desc     *prometheus.Desc
+	statuses []string
+	count    func(ctx context.Context) (map[string]int, error)
+}
 
-var nodesDesc = prometheus.NewDesc("fleetops_nodes", "Managed nodes by ping status.", []string{"ping_status"}, nil)
+func (cc *countCollector) Describe(ch chan<- *prometheus.Desc) { ch <- cc.desc }
 
-func (n *nodeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- nodesDesc }
-
-func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+func (cc *countCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	counts, err := n.store.CountInstancesBy(ctx, "ping_status")
+	counts, err := cc.count(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(nodesDesc, err)
+		ch <- prometheus.NewInvalidMetric(cc.desc, err)
 		return
 	}
-	for _, st := range []string{"Online", "ConnectionLost", "Inactive"} {
-		ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(counts[st]), st)
+	for _, st := range cc.statuses {
+		ch <- prometheus.MustNewConstMetric(cc.desc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 }
 
-// commandCollector reports commands by status and the invocations in flight
-// and queued for offline nodes, from the store at scrape time.
-type commandCollector struct{ store Store }
+// storeCollectors are the fleet-wide gauges read from the store.
+func storeCollectors(st Store) []prometheus.Collector {
+	return []prometheus.Collector{
+		&countCollector{
+			desc:     prometheus.NewDesc("fleetops_nodes", "Managed nodes by ping status.", []string{"ping_status"}, nil),
+			statuses: []string{store.PingOnline, store.PingConnectionLost, store.PingInactive},
+			count:    func(ctx context.Context) (map[string]int, error) { return st.CountInstancesBy(ctx, "ping_status") },
+		},
+		&countCollector{
+			desc:     prometheus.NewDesc("fleetops_commands", "Commands by status.", []string{"status"}, nil),
+			statuses: []string{"Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling"},
+			count:    st.CountCommandsByStatus,
+		},
+		&countCollector{
+			desc:     prometheus.NewDesc("fleetops_sessions", "Sessions that have not ended, by status.", []string{"status"}, nil),
+			statuses: []string{store.SessionConnecting, store.SessionConnected, store.SessionDisconnected, store.SessionTerminating},
+			count:    st.CountActiveSessionsByStatus,
+		},
+		&invocationCollector{store: st},
+	}
+}
+
+// invocationCollector reports the invocations in flight and queued for
+// offline nodes, from the store at scrape time.
+type invocationCollector struct{ store Store }
 
 var (
-	commandsDesc      = prometheus.NewDesc("fleetops_commands", "Commands by status.", []string{"status"}, nil)
 	inFlightDesc      = prometheus.NewDesc("fleetops_invocations_in_flight", "Invocations delivered to a node and not finished.", nil, nil)
 	queuedOfflineDesc = prometheus.NewDesc("fleetops_invocations_queued_offline", "Invocations waiting in the outbox for a node that is not connected.", nil, nil)
 )
 
-func (cc *commandCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- commandsDesc
+func (ic *invocationCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- inFlightDesc
 	ch <- queuedOfflineDesc
 }
 
-func (cc *commandCollector) Collect(ch chan<- prometheus.Metric) {
+func (ic *invocationCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	counts, err := cc.store.CountCommandsByStatus(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(commandsDesc, err)
-	} else {
-		for _, st := range []string{"Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling"} {
-			ch <- prometheus.MustNewConstMetric(commandsDesc, prometheus.GaugeValue, float64(counts[st]), st)
-		}
-	}
-	inFlight, queued, err := cc.store.InvocationGauges(ctx)
+	inFlight, queued, err := ic.store.InvocationGauges(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(inFlightDesc, err)
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(inFlight))
 	ch <- prometheus.MustNewConstMetric(queuedOfflineDesc, prometheus.GaugeValue, float64(queued))
-}
-
-// sessionCollector reports active sessions by status from the store at
-// scrape time (fleet-wide, whichever replica bridges them).
-type sessionCollector struct{ store Store }
-
-var sessionsDesc = prometheus.NewDesc("fleetops_sessions", "Sessions that have not ended, by status.", []string{"status"}, nil)
-
-func (sc *sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sessionsDesc }
-
-func (sc *sessionCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	counts, err := sc.store.CountActiveSessionsByStatus(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(sessionsDesc, err)
-		return
-	}
-	for _, st := range []string{store.SessionConnecting, store.SessionConnected, store.SessionDisconnected, store.SessionTerminating} {
-		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(counts[st]), st)
-	}
 }
 
 // hostMatches reports whether a download name asks for this server's own
