@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
 	"runtime"
@@ -246,38 +245,11 @@ func (c *cli) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runner, err := agent.NewCommandRunner(agent.RunnerConfig{StateDir: stateDir, Logger: c.log})
-			if err != nil {
-				return err
-			}
-			sessions, err := agent.NewSessionManager(agent.SessionConfig{
-				Identity:          id,
-				Logger:            c.log,
-				MaxSessions:       sf.maxSessions,
-				SessionUser:       sf.user,
-				AllowRootSessions: sf.allowRoot,
-			})
-			if err != nil {
-				return err
-			}
-			handlers := runner.Handlers()
-			maps.Copy(handlers, sessions.Handlers())
-			a, err := agent.New(agent.Config{Identity: id, Logger: c.log, Handlers: handlers, OnConnect: runner.OnConnect})
-			if err != nil {
-				return err
-			}
 			c.log.Info("fleetops-agent starting", "version", agent.Version, "instanceId", id.InstanceID, "server", id.ServerURL)
-			err = a.Run(cmd.Context())
-			// Running invocations are killed and their results stored; the
-			// next start sends them.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), shutdownTimeout)
-			if serr := runner.Shutdown(sctx); serr != nil {
-				c.log.Warn("invocations still running at exit", "error", serr)
-			}
-			if serr := sessions.Shutdown(sctx); serr != nil {
-				c.log.Warn("sessions still running at exit", "error", serr)
-			}
-			cancel()
+			err = agent.RunNode(cmd.Context(), agent.NodeConfig{
+				Identity: id, StateDir: stateDir, Logger: c.log, ShutdownTimeout: shutdownTimeout,
+				Sessions: agent.SessionConfig{MaxSessions: sf.maxSessions, SessionUser: sf.user, AllowRootSessions: sf.allowRoot},
+			})
 			if errors.Is(err, agent.ErrDeregistered) {
 				return &exitErr{code: exitDeregistered, err: err}
 			}

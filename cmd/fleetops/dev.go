@@ -121,11 +121,7 @@ func runLocalAgent(ctx context.Context, srv *runningServer, stateDir string, log
 		}
 		log.Info("registered this machine", "instanceId", id.InstanceID)
 	}
-	a, err := agent.New(agent.Config{Identity: id, Logger: log})
-	if err != nil {
-		return err
-	}
-	return a.Run(ctx)
+	return agent.RunNode(ctx, agent.NodeConfig{Identity: id, StateDir: stateDir, Logger: log})
 }
 
 func registerLocalAgent(ctx context.Context, srv *runningServer, stateDir string) (agent.Identity, error) {

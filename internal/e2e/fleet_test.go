@@ -190,6 +190,15 @@ func TestDevStack(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, "temporal.db")); err != nil {
 		t.Errorf("temporal history file: %v", err)
 	}
+
+	// The local agent is a whole node: it runs commands and sessions.
+	if out, stderr, err := second.tryCLI("command", "send", "--document", "AWS-RunShellScript", "--instance-ids", localID,
+		"--param", "commands=echo dev-command-ok", "--timeout-seconds", "30", "--follow"); err != nil || !strings.Contains(out, "dev-command-ok") {
+		t.Errorf("command on the local agent: %v, %q %q", err, out, stderr)
+	}
+	if out, stderr, err := second.tryCLI("session", "start", "--target", localID, "--command", "echo dev-session-ok"); err != nil || !strings.Contains(out, "dev-session-ok") {
+		t.Errorf("session on the local agent: %v, %q %q", err, out, stderr)
+	}
 }
 
 func startDev(t *testing.T, url, dataDir string, args []string) *stack {
