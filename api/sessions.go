@@ -334,7 +334,7 @@ func (s *Server) startSession(c *gin.Context) {
 	if err != nil {
 		s.log.Error("start session workflow", "sessionId", sess.SessionID, "err", err)
 		_ = s.cfg.Store.EndSession(context.WithoutCancel(ctx), sess.SessionID, gateway.SessionFailed, "could not start the session's workflow", s.cfg.Now())
-		fail(c, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "cannot start the session: Temporal is unavailable; retry later"})
+		fail(c, temporalDown("start the session"))
 		return
 	}
 	s.notify(c, "session.start", sess)

@@ -237,8 +237,7 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 				inputEnded = conn == nil
 				mu.Unlock()
 				if conn != nil && !tty {
-					// End of piped input ends the session.
-					_ = conn.WriteFrame(ctx, agentproto.FrameClose, nil)
+					_ = conn.WriteFrame(ctx, agentproto.FrameData, endOfInput)
 				}
 				return
 			}
@@ -276,7 +275,7 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 		}
 		pending = nil
 		if inputEnded && !tty {
-			_ = conn.WriteFrame(ctx, agentproto.FrameClose, nil)
+			_ = conn.WriteFrame(ctx, agentproto.FrameData, endOfInput)
 		}
 		ws = conn
 		mu.Unlock()
@@ -310,6 +309,12 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 		}
 	}
 }
+
+// endOfInput is what the end of piped input sends: Ctrl-D, the terminal's
+// end of input, so the remote program reads EOF and the session ends when
+// it exits, with its exit code. (Closing the session instead would kill a
+// command still running.)
+var endOfInput = []byte{0x04}
 
 // exitSessionFailed is the CLI's exit code for a session that failed
 // without a remote exit code (the agent refused it, say), as ssh exits 255

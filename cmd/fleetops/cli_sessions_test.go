@@ -100,7 +100,7 @@ func (w *signalWriter) String() string {
 	return w.buf.String()
 }
 
-// A piped session: input goes out as FrameData, its end as FrameClose; what
+// A piped session: input goes out as FrameData, its end as Ctrl-D; what
 // is not a frame is skipped; stdout and stderr frames are split; the exit
 // code comes from FrameExit.
 func TestRunTerminalPiped(t *testing.T) {
@@ -118,11 +118,11 @@ func TestRunTerminalPiped(t *testing.T) {
 			if !assert.NoError(t, err) || !assert.Equal(t, websocket.MessageBinary, typ) {
 				return
 			}
-			if b[0] == agentproto.FrameClose {
-				break
-			}
 			assert.Equal(t, agentproto.FrameData, b[0])
 			got.Write(b[1:])
+			if bytes.HasSuffix(got.Bytes(), endOfInput) {
+				break
+			}
 		}
 		typed <- got.String()
 		for _, m := range []struct {
@@ -156,7 +156,7 @@ func TestRunTerminalPiped(t *testing.T) {
 	code, err := runTerminal(ctx, c, "s-1", "tok1", stdin, stdout, stderr)
 	require.NoError(t, err)
 	assert.Equal(t, 3, code)
-	assert.Equal(t, "echo hi\n", <-typed)
+	assert.Equal(t, "echo hi\n\x04", <-typed)
 	assert.Equal(t, "$ out", stdout.String())
 	assert.Equal(t, "err", stderr.String(), "no close message when there is an exit code")
 }
@@ -191,7 +191,7 @@ func TestRunTerminalResumeAndFailed(t *testing.T) {
 }
 
 // Input typed and ended while the connection is down reaches the resumed
-// connection first, in order, and its end still closes the session.
+// connection first, in order, and its end still reaches the remote side.
 func TestRunTerminalInputDuringOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -208,7 +208,7 @@ func TestRunTerminalInputDuringOutage(t *testing.T) {
 				}
 				got.WriteByte(b[0])
 				got.Write(b[1:])
-				if b[0] == agentproto.FrameClose {
+				if bytes.HasSuffix(got.Bytes(), endOfInput) {
 					break
 				}
 			}
@@ -232,7 +232,7 @@ func TestRunTerminalInputDuringOutage(t *testing.T) {
 	code, err := runTerminal(ctx, c, "s-1", "tok1", stdin, stdout, stderr)
 	require.NoError(t, err)
 	assert.Equal(t, 0, code)
-	want := string(frame(agentproto.FrameData, "typed during the outage\n")) + string([]byte{agentproto.FrameClose})
+	want := string(frame(agentproto.FrameData, "typed during the outage\n")) + string(frame(agentproto.FrameData, "\x04"))
 	assert.Equal(t, want, <-received)
 }
 

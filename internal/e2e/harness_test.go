@@ -278,9 +278,15 @@ func (s *stack) cli(out any, args ...string) {
 }
 
 func (s *stack) tryCLI(args ...string) (string, string, error) {
+	return s.tryCLIWithInput("", args...)
+}
+
+// tryCLIWithInput is tryCLI with stdin piped from input.
+func (s *stack) tryCLIWithInput(input string, args ...string) (string, string, error) {
 	args = append(args, "--server", s.url, "--token", s.token, "-o", "json")
 	cmd := exec.Command(bins.fleetops, args...)
 	cmd.Env = cleanEnv()
+	cmd.Stdin = strings.NewReader(input)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

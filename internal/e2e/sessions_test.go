@@ -97,6 +97,21 @@ func TestSessions(t *testing.T) {
 		if code := exitCode(err); code != 5 || !strings.Contains(stdout, "from-command") {
 			t.Errorf("command session: exit %d, output %q", code, stdout)
 		}
+		// Input that ends at once (a script's) does not cut a command short.
+		stdout, _, err = s.tryCLI("session", "start", "--target", target, "--command", "sleep 1; echo still-here; exit 4")
+		if code := exitCode(err); code != 4 || !strings.Contains(stdout, "still-here") {
+			t.Errorf("command outliving its input: exit %d, output %q", code, stdout)
+		}
+		// Piped input drives a shell, whose exit ends the session.
+		stdout, _, err = s.tryCLIWithInput("echo pip''ed-ok\nexit 6\n", "session", "start", "--target", target)
+		if code := exitCode(err); code != 6 || !strings.Contains(stdout, "piped-ok") {
+			t.Errorf("piped shell: exit %d, output %q", code, stdout)
+		}
+		// Ctrl-D at the end of piped input ends a shell that was not told to exit.
+		stdout, _, err = s.tryCLIWithInput("echo no-ex''it-needed\n", "session", "start", "--target", target)
+		if code := exitCode(err); code != 0 || !strings.Contains(stdout, "no-exit-needed") {
+			t.Errorf("piped shell without exit: exit %d, output %q", code, stdout)
+		}
 	})
 
 	t.Run("TerminateFromAPIAuditAndWebhook", func(t *testing.T) {

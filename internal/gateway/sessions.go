@@ -448,7 +448,10 @@ func (s *liveSession) attach(ctx context.Context, ws *datachannel.Conn, connecti
 	closedByClient := s.pumpClient(ctx, ws)
 	close(gone)
 	if closedByClient {
-		// Answer the client's close handshake now: it waits for this.
+		// Confirm the end (so the client does not take the closing
+		// connection for a blip) and answer its close handshake now: it
+		// waits for this.
+		_ = ws.WriteFrame(ctx, agentproto.FrameClose, []byte("closed by the client"))
 		_ = ws.Close(websocket.StatusNormalClosure, "")
 	} else {
 		_ = ws.CloseNow()
