@@ -80,6 +80,7 @@ type Store interface {
 	CountActiveSessions(ctx context.Context, target string) (int, error)
 	CountActiveSessionsByStatus(ctx context.Context) (map[string]int, error)
 	GetAgentRoute(ctx context.Context, instanceID string) (string, error)
+	CountActiveSessionsVia(ctx context.Context, gatewayURL string) (int, error)
 	Recording(ctx context.Context, id string) (string, error)
 }
 

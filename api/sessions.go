@@ -352,14 +352,30 @@ func (s *Server) checkSessionLimits(ctx context.Context, target string) error {
 		return &Error{Status: http.StatusTooManyRequests, Code: "SessionLimitExceeded", Field: "target",
 			Message: fmt.Sprintf("target %s already has %d active sessions (limit %d)", target, n, s.cfg.Sessions.MaxPerNode)}
 	}
-	if n, err = s.cfg.Store.CountActiveSessions(ctx, ""); err != nil {
+	if n, err = s.activeOnBridgingServer(ctx, target); err != nil {
 		return err
 	}
 	if n >= s.cfg.Sessions.MaxPerServer {
 		return &Error{Status: http.StatusTooManyRequests, Code: "SessionLimitExceeded",
-			Message: fmt.Sprintf("%d sessions are active (limit %d)", n, s.cfg.Sessions.MaxPerServer)}
+			Message: fmt.Sprintf("the server that would bridge this session already bridges %d active sessions (limit %d)", n, s.cfg.Sessions.MaxPerServer)}
 	}
 	return nil
+}
+
+// activeOnBridgingServer counts the active sessions of the server that
+// would bridge a session to target: with several replicas, the one holding
+// its agent (each replica's limit is its own); otherwise all of them.
+func (s *Server) activeOnBridgingServer(ctx context.Context, target string) (int, error) {
+	if s.cfg.ReplicaURL != "" {
+		route, err := s.cfg.Store.GetAgentRoute(ctx, target)
+		if err == nil {
+			return s.cfg.Store.CountActiveSessionsVia(ctx, route)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+	}
+	return s.cfg.Store.CountActiveSessions(ctx, "")
 }
 
 func (s *Server) session(c *gin.Context) (store.Session, bool) {

@@ -176,3 +176,37 @@ func TestSessionDocumentMayDisableRecordingWhenAllowed(t *testing.T) {
 		}
 	}
 }
+
+// With several replicas, --session-max-per-server bounds the sessions of
+// the replica that bridges them (the one holding the node's agent), not
+// the whole deployment's.
+func TestSessionLimitPerReplica(t *testing.T) {
+	const here, there = "http://10.0.0.1:8080", "http://10.0.0.2:8080"
+	st := storetest.OpenDialect(t, "sqlite")
+	e := newEnvConfig(t, st, func(c *api.Config) {
+		c.Workflows, c.SessionBridge, c.ReplicaURL = &recordingWorkflows{}, noBridge{}, here
+		c.Sessions = api.SessionPreferences{MaxPerServer: 1, MaxPerNode: 5}
+	})
+	ctx := context.Background()
+	nodeHere, nodeThere := e.node(`{}`), e.node(`{}`)
+	if _, err := st.TouchInstances(ctx, []string{nodeHere, nodeThere}, e.now); err != nil {
+		t.Fatal(err)
+	}
+	for id, replica := range map[string]string{nodeHere: here, nodeThere: there} {
+		if err := st.SetAgentRoute(ctx, id, replica, e.now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(target string) response {
+		return e.do("POST", "/v1/sessions", mustJSON(map[string]any{"target": target}))
+	}
+	if r := start(nodeHere); r.status != http.StatusCreated {
+		t.Fatalf("first session here: %d %s", r.status, r.raw)
+	}
+	if r := start(nodeThere); r.status != http.StatusCreated {
+		t.Errorf("a session bridged by the other replica counts against its own limit: %d %s", r.status, r.raw)
+	}
+	if r := start(nodeHere); r.status != http.StatusTooManyRequests || r.errorCode() != "SessionLimitExceeded" {
+		t.Errorf("second session on this replica: %d %s, want 429 SessionLimitExceeded", r.status, r.raw)
+	}
+}

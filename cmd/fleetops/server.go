@@ -120,7 +120,7 @@ func addServerFlags(cmd *cobra.Command, o *serverOptions) {
 	f.BoolVar(&o.sessions.docsMayUnrecord, "session-documents-may-disable-recording", false, "let Session documents (recordingEnabled/recordInput: false) turn off recording the server turns on")
 	f.Int64Var(&o.sessions.recordingCap, "session-recording-cap", 10<<20, "bytes of recording kept per session")
 	f.IntVar(&o.sessions.maxPerNode, "session-max-per-node", 5, "active sessions allowed per node")
-	f.IntVar(&o.sessions.maxPerServer, "session-max-per-server", 1000, "active sessions allowed in total")
+	f.IntVar(&o.sessions.maxPerServer, "session-max-per-server", 1000, "active sessions this server bridges (all of them, unless replicas use --advertise-url)")
 	f.StringVar(&o.sessions.logSink, "session-log-sink", "", "also stream session I/O as JSON lines: stdout or file:PATH")
 	f.StringVar(&o.sessions.webhookURL, "audit-webhook-url", "", "POST session audit events (HMAC-signed JSON) to this URL")
 	f.StringVar(&o.sessions.webhookSecret, "audit-webhook-secret", "", "HMAC-SHA256 key for --audit-webhook-url signatures")

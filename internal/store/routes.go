@@ -50,3 +50,18 @@ func (s *Store) GetAgentRoute(ctx context.Context, instanceID string) (string, e
 	}
 	return route.GatewayURL, nil
 }
+
+// CountActiveSessionsVia counts the sessions that have not ended on the
+// nodes whose agents the replica at gatewayURL holds: the sessions that
+// replica bridges.
+func (s *Store) CountActiveSessionsVia(ctx context.Context, gatewayURL string) (int, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Session{}).
+		Joins("JOIN agent_routes ON agent_routes.instance_id = sessions.target").
+		Where("agent_routes.gateway_url = ? AND sessions.status NOT IN ?", gatewayURL, endedSessionStatuses).
+		Count(&n).Error
+	if err != nil {
+		return 0, classify("count the sessions bridged via "+gatewayURL, err)
+	}
+	return int(n), nil
+}
