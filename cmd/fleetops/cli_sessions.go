@@ -76,7 +76,7 @@ func newSessionCmd() *cobra.Command {
 	start.Flags().StringVar(&command, "command", "", "run this command instead of a shell, with its output streamed")
 	_ = start.MarkFlagRequired("target")
 
-	var state, status string
+	var state, status, owner, after, before string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List active sessions (or --state History)",
@@ -85,12 +85,23 @@ func newSessionCmd() *cobra.Command {
 			q := url.Values{"state": {state}}
 			setIf(q, "target", target)
 			setIf(q, "status", status)
+			setIf(q, "owner", owner)
+			for name, v := range map[string]string{"after": after, "before": before} {
+				t, err := sinceOrTime(v, time.Now())
+				if err != nil {
+					return fmt.Errorf("--%s: %w", name, err)
+				}
+				setIf(q, name, t)
+			}
 			return call(cmd, o, http.MethodGet, "/v1/sessions", q, nil, "sessions", sessTable)
 		},
 	}
 	list.Flags().StringVar(&state, "state", "Active", "Active or History")
 	list.Flags().StringVar(&target, "target", "", "only sessions on this node")
 	list.Flags().StringVar(&status, "status", "", "only sessions in this status")
+	list.Flags().StringVar(&owner, "owner", "", "only sessions started by this caller")
+	list.Flags().StringVar(&after, "after", "", "only sessions started after this RFC 3339 time, or this long ago (e.g. 24h)")
+	list.Flags().StringVar(&before, "before", "", "only sessions started before this RFC 3339 time, or this long ago")
 
 	describe := &cobra.Command{
 		Use:   "describe SESSION_ID",
@@ -308,6 +319,21 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 			return 0, err
 		}
 	}
+}
+
+// sinceOrTime reads an RFC 3339 time, or a duration meaning that long
+// before now; "" stays "".
+func sinceOrTime(v string, now time.Time) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d).UTC().Format(time.RFC3339), nil
+	}
+	if _, err := time.Parse(time.RFC3339, v); err != nil {
+		return "", fmt.Errorf("%q is neither an RFC 3339 time (2026-11-30T12:00:00Z) nor a duration (24h)", v)
+	}
+	return v, nil
 }
 
 // endOfInput is what the end of piped input sends: Ctrl-D, the terminal's

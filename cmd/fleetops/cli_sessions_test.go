@@ -245,3 +245,22 @@ func TestDialStreamError(t *testing.T) {
 	require.ErrorAs(t, err, &body)
 	assert.Equal(t, "bad stream token", body.Message)
 }
+
+func TestSinceOrTime(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct{ in, want, err string }{
+		{"", "", ""},
+		{"24h", "2026-11-30T12:00:00Z", ""},
+		{"90m", "2026-12-01T10:30:00Z", ""},
+		{"2026-11-29T08:00:00Z", "2026-11-29T08:00:00Z", ""},
+		{"yesterday", "", "neither an RFC 3339 time"},
+	} {
+		got, err := sinceOrTime(tt.in, now)
+		if tt.err != "" {
+			assert.ErrorContains(t, err, tt.err, tt.in)
+			continue
+		}
+		assert.NoError(t, err, tt.in)
+		assert.Equal(t, tt.want, got, tt.in)
+	}
+}
