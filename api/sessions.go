@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,13 +185,12 @@ func newSessionID(owner string) (string, error) {
 // named in the request overrides them for its shells.
 func (s *Server) sessionFromRequest(ctx context.Context, req startSessionRequest) (store.Session, error) {
 	p := s.cfg.Sessions
+	custom := !slices.Contains([]string{"", docRunShell, docInteractive, docPortForward, docPortForwardHost}, req.DocumentName)
 	prefsDoc := docRunShell
-	switch req.DocumentName {
-	case "", docRunShell, docInteractive, docPortForward, docPortForwardHost:
-	default:
+	if custom {
 		prefsDoc = req.DocumentName
 	}
-	prefs, err := s.sessionPreferences(ctx, prefsDoc, prefsDoc != docRunShell)
+	prefs, err := s.sessionPreferences(ctx, prefsDoc, custom)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -225,15 +225,8 @@ func (s *Server) sessionFromRequest(ctx context.Context, req startSessionRequest
 	}
 	allowed := map[string]bool{}
 	switch req.DocumentName {
-	case "", docRunShell:
-		sess.DocumentName, sess.Kind = docRunShell, agentproto.SessionShell
-		sess.RecordingEnabled, sess.RecordInput = p.Recording, p.RecordInput
-	case prefsDoc: // a stored Standard_Stream document: a shell with its preferences
-		sess.Kind = agentproto.SessionShell
-		sess.RecordingEnabled, sess.RecordInput = p.Recording, p.RecordInput
 	case docInteractive:
 		sess.Kind = agentproto.SessionCommand
-		sess.RecordingEnabled, sess.RecordInput = p.Recording, p.RecordInput
 		allowed["command"] = true
 		if sess.Command, err = param("command", ""); err == nil && strings.TrimSpace(sess.Command) == "" {
 			err = badRequest("parameters.command", "parameter command is required")
@@ -254,9 +247,17 @@ func (s *Server) sessionFromRequest(ctx context.Context, req startSessionRequest
 		if err == nil {
 			_, err = port("localPortNumber", "1")
 		}
+	case "", docRunShell:
+		sess.DocumentName = docRunShell
+		fallthrough
+	default: // a stored Standard_Stream document (sessionPreferences checked it): a shell
+		sess.Kind = agentproto.SessionShell
 	}
 	if err != nil {
 		return sess, err
+	}
+	if sess.Kind != agentproto.SessionPort { // port forwards carry no terminal to record
+		sess.RecordingEnabled, sess.RecordInput = p.Recording, p.RecordInput
 	}
 	for name := range req.Parameters {
 		if !allowed[name] {

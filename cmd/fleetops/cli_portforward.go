@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -46,15 +45,12 @@ func newPortForwardCmd(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var started struct {
-				Session    struct{ SessionID string } `json:"session"`
-				TokenValue string                     `json:"tokenValue"`
-			}
-			req := map[string]any{"target": target, "reason": reason, "documentName": doc, "parameters": params}
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/sessions", nil, req, &started); err != nil {
+			id, token, err := startSession(cmd.Context(), c,
+				map[string]any{"target": target, "reason": reason, "documentName": doc, "parameters": params})
+			if err != nil {
 				return err
 			}
-			conn, err := dialStream(cmd.Context(), c, started.Session.SessionID, started.TokenValue, 0, 0, nil)
+			conn, err := dialStream(cmd.Context(), c, id, token, 0, 0, nil)
 			if err != nil {
 				return err
 			}
@@ -77,7 +73,7 @@ func newPortForwardCmd(o *clientOptions) *cobra.Command {
 			}
 			defer mux.Close()
 			fmt.Fprintf(cmd.ErrOrStderr(), "session %s: forwarding %s to %s:%d on %s\n",
-				started.Session.SessionID, ln.Addr(), hostOr(remoteHost, "localhost"), remotePort, target)
+				id, ln.Addr(), hostOr(remoteHost, "localhost"), remotePort, target)
 			var interrupted atomic.Bool
 			go func() {
 				select {

@@ -52,15 +52,11 @@ func newSessionCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var started struct {
-				Session    struct{ SessionID string } `json:"session"`
-				TokenValue string                     `json:"tokenValue"`
-				StreamURL  string                     `json:"streamUrl"`
-			}
-			if err := c.do(cmd.Context(), http.MethodPost, "/v1/sessions", nil, req, &started); err != nil {
+			id, token, err := startSession(cmd.Context(), c, req)
+			if err != nil {
 				return err
 			}
-			code, err := runTerminal(cmd.Context(), c, started.Session.SessionID, started.TokenValue, os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			code, err := runTerminal(cmd.Context(), c, id, token, os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -319,6 +315,19 @@ func runTerminal(ctx context.Context, c *apiClient, id, token string, stdin *os.
 			return 0, err
 		}
 	}
+}
+
+// startSession starts a session (POST /v1/sessions) and returns its ID
+// and the single-use token that opens its stream.
+func startSession(ctx context.Context, c *apiClient, req map[string]any) (id, token string, err error) {
+	var started struct {
+		Session    struct{ SessionID string } `json:"session"`
+		TokenValue string                     `json:"tokenValue"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/v1/sessions", nil, req, &started); err != nil {
+		return "", "", err
+	}
+	return started.Session.SessionID, started.TokenValue, nil
 }
 
 // sinceOrTime reads an RFC 3339 time, or a duration meaning that long

@@ -98,7 +98,9 @@ func Parse(content []byte, format Format) (*Document, error) {
 	return parse(content, format, false)
 }
 
-func parse(content []byte, format Format, builtin bool) (*Document, error) {
+// decodeRoot bounds, decodes and returns the top-level map of a document
+// of either kind.
+func decodeRoot(content []byte, format Format) (map[string]any, error) {
 	if len(content) > MaxDocumentBytes {
 		return nil, fmt.Errorf("%w: %w: %d bytes, the limit is %d", ErrInvalidDocument, ErrDocumentTooLarge, len(content), MaxDocumentBytes)
 	}
@@ -109,6 +111,14 @@ func parse(content []byte, format Format, builtin bool) (*Document, error) {
 	root, ok := tree.(map[string]any)
 	if !ok {
 		return nil, docErr("", "the top level must be a map, got %s", treeKind(tree))
+	}
+	return root, nil
+}
+
+func parse(content []byte, format Format, builtin bool) (*Document, error) {
+	root, err := decodeRoot(content, format)
+	if err != nil {
+		return nil, err
 	}
 	d := &Document{builtin: builtin, Parameters: map[string]*Parameter{}}
 	sv, ok := root["schemaVersion"]

@@ -1,7 +1,6 @@
 package document
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -45,16 +44,9 @@ var sessionInputs = map[string]bool{
 // port forwarding use the built-in AWS-Start* documents. Errors are
 // *DocumentError values naming the field.
 func ParseSession(content []byte, format Format) (*SessionDocument, error) {
-	if len(content) > MaxDocumentBytes {
-		return nil, fmt.Errorf("%w: %w: %d bytes, the limit is %d", ErrInvalidDocument, ErrDocumentTooLarge, len(content), MaxDocumentBytes)
-	}
-	tree, err := decodeTree(content, format)
+	root, err := decodeRoot(content, format)
 	if err != nil {
 		return nil, err
-	}
-	root, ok := tree.(map[string]any)
-	if !ok {
-		return nil, docErr("", "the top level must be a map, got %s", treeKind(tree))
 	}
 	d := &SessionDocument{}
 	for _, k := range sortedKeys(root) {
